@@ -1,0 +1,5 @@
+"""Allows ``python -m vfi_cli``."""
+
+from vfi_cli.cli import main
+
+main()

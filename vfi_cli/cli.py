@@ -1,0 +1,242 @@
+"""The ``vfi`` command: a thin Click layer that validates options and calls plain functions."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vfi_cli import __version__
+from vfi_cli.errors import VfiError
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def _run(action: Callable[[], Any]) -> Any:
+    """Run a command body: one-line errors for what the user can fix, exit 130 on Ctrl-C."""
+    try:
+        return action()
+    except VfiError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        click.echo("Interrupted: nothing was written.", err=True)
+        sys.exit(130)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vfi")
+def main() -> None:
+    """vfi: raise a video's frame rate with the Zoom-In-to-Check interpolation network."""
+
+
+def check_paths(source: Path, destination: Path, overwrite: bool) -> None:
+    """Refuse, with one line each, what would fail late or destroy data."""
+    if not source.exists():
+        raise VfiError(f"input not found: {source}")
+    if not source.is_file():
+        raise VfiError(f"input is not a file: {source}")
+    if not destination.parent.resolve().is_dir():
+        raise VfiError(f"output directory does not exist: {destination.parent}")
+    if destination.exists():
+        if destination.resolve() == source.resolve() or os.path.samefile(destination, source):
+            raise VfiError("output is the same file as the input; choose another name")
+        if destination.is_dir():
+            raise VfiError(f"output is a directory: {destination}")
+        if not overwrite:
+            raise VfiError(f"output exists: {destination} (pass --overwrite to replace it)")
+    if not os.access(destination.parent.resolve(), os.W_OK):
+        raise VfiError(f"output directory is not writable: {destination.parent}")
+
+
+@main.command()
+@click.argument("source", metavar="IN", type=click.Path(path_type=Path))
+@click.argument("destination", metavar="OUT", type=click.Path(path_type=Path))
+@click.option("--factor", type=click.IntRange(min=2), help="Make N-1 new frames between each pair (default 2).")
+@click.option("--fps", "fps_text", metavar="RATE", help="Target frame rate instead: 60, 59.94 (=60000/1001), 60000/1001 ...")
+@click.option("--weights", type=click.Path(path_type=Path), help="Model weights (.safetensors); default: the shipped model.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), help="Default: fp16 on CUDA, fp32 on the CPU.")
+@click.option("--batch-size", type=click.IntRange(1, 256), default=4, show_default=True, help="Frames synthesised per model call.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the model (default: PyTorch's choice).")
+@click.option("--codec", default="libx264", show_default=True, help="Video encoder (libx264, libx265, libvpx-vp9, ffv1 ...).")
+@click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True, help="Quality for CRF encoders (lower is better).")
+@click.option("--preset", default="medium", show_default=True, help="Encoder speed preset (x264/x265/SVT-AV1).")
+@click.option("--pix-fmt", help="Output pixel format (default: the input's, when the encoder takes it).")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
+def interpolate(
+    source: Path,
+    destination: Path,
+    factor: int | None,
+    fps_text: str | None,
+    weights: Path | None,
+    device: str,
+    precision: str | None,
+    batch_size: int,
+    threads: int | None,
+    codec: str,
+    crf: int,
+    preset: str,
+    pix_fmt: str | None,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Convert IN to a higher frame rate and write OUT (audio is copied)."""
+    if factor is not None and fps_text is not None:
+        _fail("give either --factor or --fps, not both", 2)
+    try:
+        fps = None if fps_text is None else _parse_rate(fps_text)
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    if fps is None and factor is None:
+        factor = 2
+    _run(
+        lambda: run_interpolate(
+            source, destination, factor=factor, fps=fps, weights=weights, device=device, precision=precision,
+            batch_size=batch_size, threads=threads, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
+            overwrite=overwrite, quiet=quiet,
+        )
+    )
+
+
+def _parse_rate(text: str) -> Fraction:
+    from vfi_cli.engine.schedule import parse_rate
+
+    return parse_rate(text)
+
+
+def run_interpolate(
+    source: Path,
+    destination: Path,
+    *,
+    factor: int | None,
+    fps: Fraction | None,
+    weights: Path | None = None,
+    device: str = "auto",
+    precision: str | None = None,
+    batch_size: int = 4,
+    threads: int | None = None,
+    codec: str = "libx264",
+    crf: int | None = 18,
+    preset: str | None = "medium",
+    pix_fmt: str | None = None,
+    overwrite: bool = False,
+    quiet: bool = False,
+) -> Any:
+    """Everything ``vfi interpolate`` does after parsing; returns the pipeline's summary."""
+    import torch
+    from rich.console import Console
+
+    from vfi_cli.engine.pipeline import ConvertOptions, convert_video, expected_output_frames
+    from vfi_cli.engine.runner import FrameInterpolator, resolve_device, resolve_precision
+    from vfi_cli.model.weights import load_weights
+    from vfi_cli.video.reader import probe
+    from vfi_cli.video.writer import EncodeSettings
+
+    check_paths(source, destination, overwrite)
+    info = probe(source)
+    options = ConvertOptions(
+        factor=factor, fps=fps, batch_size=batch_size,
+        encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
+    )
+    torch_device = resolve_device(device)
+    dtype = resolve_precision(precision, torch_device)
+    model, card = load_weights(weights, torch_device)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    console = Console(stderr=True, quiet=quiet)
+    rate_out = options.output_rate(info.rate)
+    console.print(
+        f"{source.name}: {info.width}x{info.height} {_rate(info.rate)} fps -> {_rate(rate_out)} fps | "
+        f"model {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params on {torch_device} "
+        f"({str(dtype).removeprefix('torch.')})"
+    )
+    interpolator = FrameInterpolator(model, torch_device, dtype, info.height, info.width)
+    with _progress(console, expected_output_frames(info, options)) as on_frame:
+        summary = convert_video(info, destination, interpolator, options, on_frame=on_frame)
+    console.print(
+        f"Wrote {summary.output}: {summary.frames_out} frames at {_rate(summary.rate_out)} fps "
+        f"({summary.frames_in} in, {summary.synthesized} synthesised), duration {float(summary.duration_out):.3f} s; "
+        f"{summary.seconds:.1f} s, {summary.frames_out / max(summary.seconds, 1e-9):.2f} frames/s"
+    )
+    return summary
+
+
+def _rate(rate: Fraction) -> str:
+    return str(rate.numerator) if rate.denominator == 1 else f"{float(rate):.3f} ({rate.numerator}/{rate.denominator})"
+
+
+class _progress:
+    """A rich progress bar (frames, frames/s, ETA) fed from the encoder thread."""
+
+    def __init__(self, console: Any, total: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self._bar = Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[fps]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=console.quiet,
+        )
+        self._task = self._bar.add_task("interpolating", total=total or None, fps="")
+
+    def __enter__(self) -> Callable[[int], None]:
+        self._bar.start()
+
+        def on_frame(done: int) -> None:
+            task = self._bar.tasks[0]
+            speed = task.speed
+            self._bar.update(self._task, completed=done, fps=f"{speed:.2f} frames/s" if speed else "")
+
+        return on_frame
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+
+@main.command()
+@click.option("--weights", type=click.Path(path_type=Path), help="Describe this weights file instead of the default.")
+def info(weights: Path | None) -> None:
+    """Versions, devices, the model's parameter count and the weights in use."""
+    _run(lambda: run_info(weights))
+
+
+def run_info(weights: Path | None) -> None:
+    import av
+    import torch
+
+    from vfi_cli.config import ModelConfig
+    from vfi_cli.model.network import Interpolator
+    from vfi_cli.model.weights import default_weights_path, load_weights, weights_search_path
+
+    click.echo(f"vfi {__version__}  torch {torch.__version__}  av {av.__version__}")
+    cuda = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    click.echo(f"devices: cpu ({torch.get_num_threads()} threads)" + "".join(f", cuda:{i} {n}" for i, n in enumerate(cuda)))
+    path = weights or default_weights_path()
+    if path is None:
+        click.echo("weights: none installed (looked in " + ", ".join(str(p) for p in weights_search_path()) + ")")
+        model = Interpolator.from_config(ModelConfig())
+        click.echo("architecture: default ModelConfig")
+    else:
+        model, card = load_weights(path)
+        click.echo(f"weights: {path} (sha256 {card.get('sha256', 'not on a card')})")
+        for key in ("recipe", "metrics"):
+            if card.get(key):
+                click.echo(f"{key}: {card[key]}")
+    click.echo(f"stride: {model.stride}")
+    for name, module in model.named_children():
+        click.echo(f"  {name:<10} {sum(p.numel() for p in module.parameters()):>10,d} parameters")
+    click.echo(f"  {'total':<10} {sum(p.numel() for p in model.parameters()):>10,d} parameters")

@@ -1,0 +1,53 @@
+"""Architecture configuration: the single description every model variant is built from."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the interpolation network (paper §3.1–3.2).
+
+    ``unet_channels`` lists the width of each U-Net level, finest first; each level after the
+    first halves the resolution, so inputs must be padded to ``stride`` = 2**(levels-1).
+    """
+
+    unet_channels: tuple[int, ...] = (32, 64, 96, 128, 192, 256)
+    feature_channels: int = 64
+    feature_kernel: int = 7
+    synthesis_channels: int = 64
+    synthesis_kernel: int = 9
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "unet_channels", tuple(int(c) for c in self.unet_channels))
+        if len(self.unet_channels) < 2:
+            raise ValueError("unet_channels needs at least two levels")
+        if any(c <= 0 for c in self.unet_channels):
+            raise ValueError("unet_channels must be positive")
+        for name in ("feature_channels", "synthesis_channels"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        for name in ("feature_kernel", "synthesis_kernel"):
+            if getattr(self, name) % 2 != 1:
+                raise ValueError(f"{name} must be odd so that padding keeps the size")
+
+    @property
+    def stride(self) -> int:
+        """The factor both image sides must be a multiple of."""
+        return 2 ** (len(self.unet_channels) - 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["unet_channels"] = list(self.unet_channels)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**data)

@@ -1,0 +1,184 @@
+"""``vfi interpolate`` end to end: decode thread -> model (this thread) -> encode thread.
+
+Bounded queues between the stages keep memory flat whatever the video's length, and let decoding
+and encoding overlap the model. An error in any stage, or Ctrl-C, stops all three and leaves no
+output file behind (see :class:`~vfi_cli.video.writer.VideoWriter`).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vfi_cli.engine.runner import FrameInterpolator, interpolate_stream
+from vfi_cli.engine.schedule import OutputFrame, Schedule, round_half_up
+from vfi_cli.video.color import convert_format, from_rgb
+from vfi_cli.video.reader import DecodedFrame, VideoInfo, read_frames
+from vfi_cli.video.writer import EncodeSettings, VideoWriter
+
+_END = object()
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    factor: int | None = 2
+    fps: Fraction | None = None
+    batch_size: int = 4
+    encode: EncodeSettings = EncodeSettings()
+
+    def output_rate(self, rate_in: Fraction) -> Fraction:
+        if (self.factor is None) == (self.fps is None):
+            raise ValueError("give exactly one of factor and fps")
+        return Fraction(rate_in) * self.factor if self.factor is not None else Fraction(self.fps)
+
+
+@dataclass(frozen=True)
+class Summary:
+    frames_in: int
+    frames_out: int
+    synthesized: int
+    rate_in: Fraction
+    rate_out: Fraction
+    duration_in: Fraction
+    duration_out: Fraction
+    seconds: float
+    output: Path
+
+
+class _Stopped(Exception):
+    """Raised inside a stage when another stage has failed or the user interrupted."""
+
+
+class _Channel:
+    """A bounded queue whose blocking calls give up once ``stop`` is set."""
+
+    def __init__(self, maxsize: int, stop: threading.Event) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize)
+        self._stop = stop
+
+    def put(self, item: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            if self._stop.is_set():
+                raise _Stopped
+            try:
+                item = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is _END:
+                return
+            yield item
+
+
+class _Stage(threading.Thread):
+    def __init__(self, name: str, work: Callable[[], None], stop: threading.Event) -> None:
+        super().__init__(name=name, daemon=True)
+        self._work = work
+        self._stop_event = stop
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._work()
+        except _Stopped:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which re-raises it
+            self.error = exc
+            self._stop_event.set()
+
+
+def convert_video(
+    info: VideoInfo,
+    destination: Path,
+    interpolator: FrameInterpolator,
+    options: ConvertOptions,
+    on_frame: Callable[[int], None] | None = None,
+) -> Summary:
+    """Convert ``info.path`` to ``destination`` at the options' frame rate.
+
+    ``on_frame(n)`` is called from the encoder thread after each output frame is written.
+    """
+    started = time.perf_counter()
+    rate_out = options.output_rate(info.rate)
+    schedule = Schedule(info.rate, rate_out)
+    stop = threading.Event()
+    queue_size = 2 * options.batch_size + 2
+    decoded = _Channel(queue_size, stop)
+    produced = _Channel(queue_size, stop)
+    counts = {"synthesized": 0}
+
+    def decode() -> None:
+        frames = read_frames(info)
+        try:
+            for frame in frames:
+                decoded.put(frame)
+            decoded.put(_END)
+        finally:
+            frames.close()
+
+    with VideoWriter(destination, info, rate_out, options.encode) as writer:
+
+        def encode() -> None:
+            for job, payload in produced:
+                writer.write(_to_output_frame(job, payload, writer.pix_fmt, info))
+                if on_frame is not None:
+                    on_frame(writer.frames_written)
+
+        stages = [_Stage("vfi-decode", decode, stop), _Stage("vfi-encode", encode, stop)]
+        for stage in stages:
+            stage.start()
+        try:
+            for job, payload in interpolate_stream(decoded, schedule, interpolator, options.batch_size):
+                counts["synthesized"] += not job.is_copy
+                produced.put((job, payload))
+            produced.put(_END)
+            stages[1].join()
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            for stage in stages:
+                stage.join()
+            for stage in stages:
+                if stage.error is not None:
+                    raise stage.error
+        writer.commit()
+
+    return Summary(
+        frames_in=schedule.inputs,
+        frames_out=schedule.outputs,
+        synthesized=counts["synthesized"],
+        rate_in=info.rate,
+        rate_out=rate_out,
+        duration_in=schedule.input_duration,
+        duration_out=schedule.output_duration,
+        seconds=time.perf_counter() - started,
+        output=destination,
+    )
+
+
+def expected_output_frames(info: VideoInfo, options: ConvertOptions) -> int:
+    """Output frame count predicted from the header (exact when the header's frame count is)."""
+    return round_half_up(Fraction(info.frame_count) / info.rate * options.output_rate(info.rate))
+
+
+def _to_output_frame(job: OutputFrame, payload: DecodedFrame | np.ndarray, pix_fmt: str, info: VideoInfo):
+    if isinstance(payload, np.ndarray):
+        return from_rgb(payload, pix_fmt, info.color)
+    return convert_format(payload.picture, pix_fmt, info.color)

@@ -1,0 +1,153 @@
+"""Runs the network over a stream of frames: device, precision, padding, batching, feature reuse."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from vfi_cli.engine.schedule import OutputFrame, Schedule
+from vfi_cli.errors import VfiError
+from vfi_cli.model.network import Interpolator
+from vfi_cli.model.padding import Padder
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks the first CUDA device when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise VfiError(f"unknown device {name!r} (use auto, cpu or cuda[:N])") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise VfiError(f"device {name} requested but CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise VfiError(f"device {name} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    elif device.type != "cpu":
+        raise VfiError(f"unsupported device {name!r} (use auto, cpu or cuda[:N])")
+    return device
+
+
+def resolve_precision(name: str | None, device: torch.device) -> torch.dtype:
+    """fp16 autocast on CUDA by default, fp32 on the CPU (where fp16 convolutions are slow)."""
+    if name is None:
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if name not in PRECISIONS:
+        raise VfiError(f"unknown precision {name!r} (use {', '.join(PRECISIONS)})")
+    if name == "fp16" and device.type == "cpu":
+        raise VfiError("fp16 runs only on CUDA; use fp32 or bf16 on the CPU")
+    return PRECISIONS[name]
+
+
+class HasRGB(Protocol):
+    rgb: np.ndarray
+    time: Fraction | None
+
+
+@dataclass
+class _Prepared:
+    image: torch.Tensor  # [1,3,H',W'] padded, on the device
+    features: torch.Tensor
+
+
+class FrameInterpolator:
+    """Synthesises frames between pairs of RGB uint8 arrays of one size, in batches.
+
+    Each frame is uploaded, padded and encoded to features once (:meth:`prepare`); the prepared
+    frame then serves both pairs it belongs to.
+    """
+
+    def __init__(self, model: Interpolator, device: torch.device, dtype: torch.dtype, height: int, width: int) -> None:
+        self.model = model.to(device).eval()
+        self.device = device
+        self.dtype = dtype
+        self.padder = Padder(height, width, model.stride)
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    @torch.inference_mode()
+    def prepare(self, rgb: np.ndarray) -> _Prepared:
+        tensor = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device, non_blocking=True)
+        image = self.padder.pad(tensor.permute(2, 0, 1).unsqueeze(0).float().div_(255.0))
+        with self._autocast():
+            features = self.model.features(image)
+        return _Prepared(image=image, features=features)
+
+    @torch.inference_mode()
+    def synthesize(self, pairs: Sequence[tuple[_Prepared, _Prepared, float]]) -> list[np.ndarray]:
+        """Frames at t between each (first, second) pair, as RGB uint8 arrays."""
+        if not pairs:
+            return []
+        image1 = torch.cat([p[0].image for p in pairs])
+        image2 = torch.cat([p[1].image for p in pairs])
+        features1 = torch.cat([p[0].features for p in pairs])
+        features2 = torch.cat([p[1].features for p in pairs])
+        t = torch.tensor([float(p[2]) for p in pairs], device=self.device)
+        with self._autocast():
+            out = self.model(image1, image2, t, features1, features2)
+        frames = self.padder.unpad(out.refined.float()).clamp_(0, 1).mul_(255).round_().to(torch.uint8)
+        return list(frames.permute(0, 2, 3, 1).cpu().numpy())
+
+
+def interpolate_stream(
+    frames: Iterable[HasRGB],
+    schedule: Schedule,
+    interpolator: FrameInterpolator,
+    batch_size: int,
+) -> Iterator[tuple[OutputFrame, HasRGB | np.ndarray]]:
+    """Yield every output frame in order: the input frame itself for copies, an RGB array otherwise.
+
+    Synthesis jobs are gathered until ``batch_size`` of them are pending; only the input frames
+    that pending or future jobs can still use are kept.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    window: dict[int, HasRGB] = {}
+    prepared: dict[int, _Prepared] = {}
+    pending: list[OutputFrame] = []
+
+    def flush() -> Iterator[tuple[OutputFrame, HasRGB | np.ndarray]]:
+        jobs = [job for job in pending if not job.is_copy]
+        made: dict[int, np.ndarray] = {}
+        for start in range(0, len(jobs), batch_size):
+            chunk = jobs[start : start + batch_size]
+            pairs = []
+            for job in chunk:
+                for index in (job.left, job.left + 1):
+                    if index not in prepared:
+                        prepared[index] = interpolator.prepare(window[index].rgb)
+                pairs.append((prepared[job.left], prepared[job.left + 1], float(job.t)))
+            for job, rgb in zip(chunk, interpolator.synthesize(pairs)):
+                made[job.number] = rgb
+        for job in pending:
+            yield job, (window[job.left] if job.is_copy else made[job.number])
+        pending.clear()
+
+    def release(keep_from: int) -> None:
+        for store in (window, prepared):
+            for index in [i for i in store if i < keep_from]:
+                del store[index]
+
+    index = -1
+    for index, frame in enumerate(frames):
+        window[index] = frame
+        pending.extend(schedule.add_input(frame.time))
+        synth_pending = sum(not job.is_copy for job in pending)
+        if synth_pending == 0 or synth_pending >= batch_size:
+            yield from flush()
+        release(min([index] + [job.left for job in pending]))
+    if index >= 0:
+        pending.extend(schedule.finish())
+        yield from flush()

@@ -1,0 +1,129 @@
+"""Weights on disk: safetensors (no pickle) plus a JSON card with config, recipe, metrics and sha256.
+
+A ``name.safetensors`` file keeps its card in ``name.card.json`` beside it. The architecture config
+is also stored in the safetensors metadata, so a file travels without its card and still loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+
+from vfi_cli.config import ModelConfig
+from vfi_cli.errors import MissingWeightsError, VfiError
+from vfi_cli.model.network import Interpolator
+
+DEFAULT_WEIGHTS_NAME = "vfi-zoom.safetensors"
+CARD_FORMAT = "vfi-weights-card/1"
+
+
+def card_path(weights: Path) -> Path:
+    return weights.with_name(weights.name.removesuffix(".safetensors") + ".card.json")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_search_path() -> list[Path]:
+    """Where the default weights are looked for: the source checkout, then the installed data."""
+    return [
+        Path(__file__).resolve().parents[2] / "weights",
+        Path(sys.prefix) / "share" / "vfi" / "weights",
+    ]
+
+
+def default_weights_path() -> Path | None:
+    for folder in weights_search_path():
+        candidate = folder / DEFAULT_WEIGHTS_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def save_weights(
+    model: Interpolator,
+    config: ModelConfig,
+    path: Path,
+    *,
+    recipe: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> dict[str, Any]:
+    """Write ``path`` and its card; returns the card. ``dtype=torch.float16`` halves the file."""
+    path = Path(path)
+    tensors = {name: value.detach().to("cpu", dtype).contiguous() for name, value in model.state_dict().items()}
+    save_file(tensors, str(path), metadata={"vfi_config": json.dumps(config.to_dict())})
+    card = {
+        "format": CARD_FORMAT,
+        "file": path.name,
+        "sha256": sha256_file(path),
+        "dtype": str(dtype).removeprefix("torch."),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "config": config.to_dict(),
+        "recipe": recipe or {},
+        "metrics": metrics or {},
+    }
+    card_path(path).write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def read_card(path: Path) -> dict[str, Any] | None:
+    card_file = card_path(Path(path))
+    if not card_file.is_file():
+        return None
+    try:
+        return json.loads(card_file.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise VfiError(f"unreadable weights card {card_file}: {exc}") from exc
+
+
+def load_weights(path: Path | None, device: torch.device | str = "cpu") -> tuple[Interpolator, dict[str, Any]]:
+    """Build the model described by a weights file, load it on the CPU, then move it to ``device``.
+
+    ``path=None`` means the default shipped weights. The file's sha256 is checked against its card
+    when a card is present, so a truncated or swapped file is refused rather than run.
+    """
+    if path is None:
+        path = default_weights_path()
+        if path is None:
+            raise MissingWeightsError(
+                "no trained weights are installed yet; pass --weights PATH to a .safetensors file "
+                "(trained weights ship in a later release)"
+            )
+    path = Path(path)
+    if not path.is_file():
+        raise VfiError(f"weights file not found: {path}")
+    card = read_card(path)
+    if card is not None and card.get("sha256") != sha256_file(path):
+        raise VfiError(f"weights file {path} does not match the sha256 on its card {card_path(path)}")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            metadata = fh.metadata() or {}
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise VfiError(f"not a safetensors weights file: {path} ({exc})") from exc
+    if "vfi_config" in metadata:
+        config = ModelConfig.from_dict(json.loads(metadata["vfi_config"]))
+    elif card is not None and "config" in card:
+        config = ModelConfig.from_dict(card["config"])
+    else:
+        raise VfiError(f"weights file {path} carries no architecture config (and has no card)")
+    model = Interpolator.from_config(config)
+    try:
+        model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+    except RuntimeError as exc:
+        raise VfiError(f"weights file {path} does not fit its config: {str(exc).splitlines()[0]}") from exc
+    model.eval()
+    return model.to(device), card or {"config": config.to_dict()}

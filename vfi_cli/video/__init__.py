@@ -1,0 +1,1 @@
+"""Video input and output with PyAV; knows nothing of torch."""

@@ -1,0 +1,206 @@
+"""Encoding with PyAV into a temporary file that is renamed into place only when complete."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from vfi_cli.errors import VideoError
+from vfi_cli.video.color import ColorInfo
+from vfi_cli.video.reader import VideoInfo
+
+# Encoders whose quality is set by CRF and speed by a named preset.
+_CRF_ENCODERS = {"libx264", "libx265", "libvpx-vp9", "libsvtav1", "libaom-av1"}
+_PRESET_ENCODERS = {"libx264", "libx265", "libsvtav1"}
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    codec: str = "libx264"
+    crf: int | None = 18
+    preset: str | None = "medium"
+    pix_fmt: str | None = None  # None: the input's, when the encoder takes it, else yuv420p
+
+
+def temporary_path(destination: Path) -> Path:
+    """A hidden name beside the destination (same filesystem, so the final rename is atomic)."""
+    return destination.with_name(f".{destination.stem}.vfi-partial-{os.getpid()}{destination.suffix}")
+
+
+def choose_pix_fmt(settings: EncodeSettings, source: VideoInfo) -> str:
+    try:
+        codec = av.codec.Codec(settings.codec, "w")
+    except (av.FFmpegError, ValueError) as exc:
+        raise VideoError(f"unknown video encoder {settings.codec!r}") from exc
+    if codec.type != "video":
+        raise VideoError(f"{settings.codec!r} is not a video encoder")
+    supported = [f.name for f in codec.video_formats or []]
+    if settings.pix_fmt:
+        if supported and settings.pix_fmt not in supported:
+            raise VideoError(f"{settings.codec} cannot encode {settings.pix_fmt}; it takes {', '.join(supported)}")
+        return settings.pix_fmt
+    if not supported or source.pix_fmt in supported:
+        return source.pix_fmt
+    return "yuv420p" if "yuv420p" in supported else supported[0]
+
+
+class VideoWriter:
+    """Writes the converted video stream and copies the input's audio, interleaved by time.
+
+    Use as a context manager and call :meth:`commit` on success: leaving the block without it
+    (an error, Ctrl-C) removes the temporary file, so the destination is either complete or absent.
+    """
+
+    def __init__(self, destination: Path, source: VideoInfo, rate: Fraction, settings: EncodeSettings) -> None:
+        self.destination = Path(destination)
+        self.temporary = temporary_path(self.destination)
+        self.source = source
+        self.rate = Fraction(rate)
+        self.pix_fmt = choose_pix_fmt(settings, source)
+        if self.pix_fmt.startswith(("yuv420", "yuvj420", "nv12")) and (source.width % 2 or source.height % 2):
+            raise VideoError(
+                f"{self.pix_fmt} needs an even width and height and the input is {source.width}x{source.height}; "
+                "pass --pix-fmt yuv444p"
+            )
+        self.settings = settings
+        self.frames_written = 0
+        # Output frame numbers are offset so the video starts where the input's did (audio stays aligned).
+        self._pts_offset = round(source.start_time * self.rate)
+        self._container: av.container.OutputContainer | None = None
+        self._stream: av.video.stream.VideoStream | None = None
+        self._audio_input: av.container.InputContainer | None = None
+        self._audio_packets: Iterator[av.Packet] | None = None
+        self._audio_map: dict[int, av.stream.Stream] = {}
+        self._next_audio: av.Packet | None = None
+        self._committed = False
+
+    def __enter__(self) -> VideoWriter:
+        try:
+            self._container = av.open(str(self.temporary), mode="w")
+        except (av.FFmpegError, ValueError) as exc:
+            self._remove_temporary()
+            raise VideoError(f"cannot write {self.destination}: {getattr(exc, 'strerror', None) or exc}") from exc
+        try:
+            self._add_video_stream()
+            self._add_audio_streams()
+        except BaseException:
+            self._close_quietly()
+            self._remove_temporary()
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if not self._committed:
+            self._close_quietly()
+            self._remove_temporary()
+
+    def _add_video_stream(self) -> None:
+        assert self._container is not None
+        s = self.settings
+        try:
+            stream = self._container.add_stream(s.codec, rate=self.rate)
+        except (av.FFmpegError, ValueError) as exc:
+            raise VideoError(f"cannot use encoder {s.codec!r} for {self.destination.suffix or 'this'} files: {exc}") from exc
+        stream.width = self.source.width
+        stream.height = self.source.height
+        stream.pix_fmt = self.pix_fmt
+        stream.codec_context.time_base = Fraction(1) / self.rate
+        color = self.source.color
+        stream.codec_context.colorspace = color.colorspace
+        stream.codec_context.color_range = int(color.range_for(self.pix_fmt)) if color.color_range else 0
+        stream.codec_context.color_primaries = color.color_primaries
+        stream.codec_context.color_trc = color.color_trc
+        options = {}
+        if s.crf is not None and s.codec in _CRF_ENCODERS:
+            options["crf"] = str(s.crf)
+            if s.codec == "libvpx-vp9":
+                options["b"] = "0"
+        if s.preset is not None and s.codec in _PRESET_ENCODERS:
+            options["preset"] = s.preset
+        stream.options = options
+        self._stream = stream
+
+    def _add_audio_streams(self) -> None:
+        if not self.source.audio_streams:
+            return
+        assert self._container is not None
+        self._audio_input = av.open(str(self.source.path), mode="r")
+        inputs = list(self._audio_input.streams.audio)
+        for stream in inputs:
+            try:
+                self._audio_map[stream.index] = self._container.add_stream_from_template(stream)
+            except (av.FFmpegError, ValueError) as exc:
+                raise VideoError(
+                    f"cannot copy {stream.codec_context.name} audio into {self.destination.suffix or 'this'} files: {exc}"
+                ) from exc
+        self._audio_packets = self._audio_input.demux(*inputs)
+        self._advance_audio()
+
+    def _advance_audio(self) -> None:
+        assert self._audio_packets is not None
+        for packet in self._audio_packets:
+            if packet.dts is not None and packet.size:
+                self._next_audio = packet
+                return
+        self._next_audio = None
+
+    def _mux_audio_until(self, time: Fraction | None) -> None:
+        """Copy audio packets up to ``time`` (absolute seconds; None: all the rest)."""
+        assert self._container is not None
+        while self._next_audio is not None:
+            packet = self._next_audio
+            if time is not None and packet.pts is not None and Fraction(packet.pts) * packet.time_base > time:
+                return
+            packet.stream = self._audio_map[packet.stream_index]
+            self._container.mux(packet)
+            self._advance_audio()
+
+    def write(self, frame: av.VideoFrame) -> None:
+        """Encode the next output frame; its timestamp is set here from the frame count."""
+        assert self._container is not None and self._stream is not None
+        frame.pts = self._pts_offset + self.frames_written
+        frame.time_base = self._stream.codec_context.time_base
+        frame.pict_type = av.video.frame.PictureType.NONE
+        time = self.source.start_time + Fraction(self.frames_written) / self.rate
+        try:
+            packets = self._stream.encode(frame)
+            self._mux_audio_until(time)
+            self._container.mux(packets)
+        except av.FFmpegError as exc:
+            raise VideoError(f"writing {self.destination} failed: {exc.strerror or exc}") from exc
+        self.frames_written += 1
+
+    def commit(self) -> None:
+        """Flush, close and move the finished file into place."""
+        assert self._container is not None and self._stream is not None
+        try:
+            self._container.mux(self._stream.encode(None))
+            self._mux_audio_until(None)
+            self._container.close()
+        except av.FFmpegError as exc:
+            raise VideoError(f"writing {self.destination} failed: {exc.strerror or exc}") from exc
+        finally:
+            if self._audio_input is not None:
+                self._audio_input.close()
+        os.replace(self.temporary, self.destination)
+        self._committed = True
+
+    def _close_quietly(self) -> None:
+        for container in (self._container, self._audio_input):
+            if container is None:
+                continue
+            try:
+                container.close()
+            except Exception:  # noqa: BLE001 - already failing; the temporary file is removed next
+                pass
+
+    def _remove_temporary(self) -> None:
+        try:
+            self.temporary.unlink()
+        except FileNotFoundError:
+            pass
