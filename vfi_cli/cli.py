@@ -152,7 +152,7 @@ def run_interpolate(
     model, card = load_weights(weights, torch_device)
     if threads is not None:
         torch.set_num_threads(threads)
-    console = Console(stderr=True, quiet=quiet)
+    console = Console(stderr=True, quiet=quiet, soft_wrap=True)
     rate_out = options.output_rate(info.rate)
     console.print(
         f"{source.name}: {info.width}x{info.height} {_rate(info.rate)} fps -> {_rate(rate_out)} fps | "
