@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from vfi_cli import __version__
+from vfi_cli.engine.schedule import parse_rate
 from vfi_cli.errors import VfiError
 
 
@@ -93,7 +94,7 @@ def interpolate(
     if factor is not None and fps_text is not None:
         _fail("give either --factor or --fps, not both", 2)
     try:
-        fps = None if fps_text is None else _parse_rate(fps_text)
+        fps = None if fps_text is None else parse_rate(fps_text)
     except ValueError as exc:
         _fail(str(exc), 2)
     if fps is None and factor is None:
@@ -105,12 +106,6 @@ def interpolate(
             overwrite=overwrite, quiet=quiet,
         )
     )
-
-
-def _parse_rate(text: str) -> Fraction:
-    from vfi_cli.engine.schedule import parse_rate
-
-    return parse_rate(text)
 
 
 def run_interpolate(
@@ -160,7 +155,7 @@ def run_interpolate(
         f"({str(dtype).removeprefix('torch.')})"
     )
     interpolator = FrameInterpolator(model, torch_device, dtype, info.height, info.width)
-    with _progress(console, expected_output_frames(info, options)) as on_frame:
+    with _Progress(console, expected_output_frames(info, options)) as on_frame:
         summary = convert_video(info, destination, interpolator, options, on_frame=on_frame)
     console.print(
         f"Wrote {summary.output}: {summary.frames_out} frames at {_rate(summary.rate_out)} fps "
@@ -174,7 +169,7 @@ def _rate(rate: Fraction) -> str:
     return str(rate.numerator) if rate.denominator == 1 else f"{float(rate):.3f} ({rate.numerator}/{rate.denominator})"
 
 
-class _progress:
+class _Progress:
     """A rich progress bar (frames, frames/s, ETA) fed from the encoder thread."""
 
     def __init__(self, console: Any, total: int) -> None:

@@ -121,7 +121,7 @@ def convert_video(
     queue_size = 2 * options.batch_size + 2
     decoded = _Channel(queue_size, stop)
     produced = _Channel(queue_size, stop)
-    counts = {"synthesized": 0}
+    synthesized = 0
 
     def decode() -> None:
         frames = read_frames(info)
@@ -145,7 +145,7 @@ def convert_video(
             stage.start()
         try:
             for job, payload in interpolate_stream(decoded, schedule, interpolator, options.batch_size):
-                counts["synthesized"] += not job.is_copy
+                synthesized += not job.is_copy
                 produced.put((job, payload))
             produced.put(_END)
             stages[1].join()
@@ -163,7 +163,7 @@ def convert_video(
     return Summary(
         frames_in=schedule.inputs,
         frames_out=schedule.outputs,
-        synthesized=counts["synthesized"],
+        synthesized=synthesized,
         rate_in=info.rate,
         rate_out=rate_out,
         duration_in=schedule.input_duration,

@@ -11,6 +11,7 @@ import av
 import numpy as np
 
 from vfi_cli.errors import VideoError
+from vfi_cli.video import ffmpeg_message
 from vfi_cli.video.color import ColorInfo, to_rgb
 
 
@@ -45,7 +46,7 @@ def _open(path: Path) -> av.container.InputContainer:
     try:
         return av.open(str(path), mode="r")
     except av.FFmpegError as exc:
-        raise VideoError(f"cannot read {path} as a video: {exc.strerror or exc}") from exc
+        raise VideoError(f"cannot read {path} as a video: {ffmpeg_message(exc)}") from exc
 
 
 def probe(path: Path) -> VideoInfo:
@@ -61,7 +62,7 @@ def probe(path: Path) -> VideoInfo:
         try:
             first = next(container.decode(stream), None)
         except av.FFmpegError as exc:
-            raise VideoError(f"cannot decode the video in {path}: {exc.strerror or exc}") from exc
+            raise VideoError(f"cannot decode the video in {path}: {ffmpeg_message(exc)}") from exc
         if first is None:
             raise VideoError(f"{path} holds no decodable video frame")
         time_base = stream.time_base
@@ -107,4 +108,4 @@ def read_frames(info: VideoInfo) -> Iterator[DecodedFrame]:
                 yield DecodedFrame(index=index, time=time, picture=picture, rgb=to_rgb(picture, info.color))
                 index += 1
         except av.FFmpegError as exc:
-            raise VideoError(f"decoding {info.path} failed after {index} frames: {exc.strerror or exc}") from exc
+            raise VideoError(f"decoding {info.path} failed after {index} frames: {ffmpeg_message(exc)}") from exc

@@ -11,6 +11,7 @@ from pathlib import Path
 import av
 
 from vfi_cli.errors import VideoError
+from vfi_cli.video import ffmpeg_message
 from vfi_cli.video.color import ColorInfo
 from vfi_cli.video.reader import VideoInfo
 
@@ -84,10 +85,14 @@ class VideoWriter:
             self._container = av.open(str(self.temporary), mode="w")
         except (av.FFmpegError, ValueError) as exc:
             self._remove_temporary()
-            raise VideoError(f"cannot write {self.destination}: {getattr(exc, 'strerror', None) or exc}") from exc
+            raise VideoError(
+                f"cannot write {self.destination.name}: {ffmpeg_message(exc)} "
+                "(name it with a video extension such as .mp4 or .mkv)"
+            ) from exc
         try:
             self._add_video_stream()
             self._add_audio_streams()
+            self._start()
         except BaseException:
             self._close_quietly()
             self._remove_temporary()
@@ -98,6 +103,19 @@ class VideoWriter:
         if not self._committed:
             self._close_quietly()
             self._remove_temporary()
+
+    def _start(self) -> None:
+        """Open the encoders and write the header now, so that a stream the container cannot hold
+        is reported before any frame is decoded."""
+        assert self._container is not None
+        try:
+            self._container.start_encoding()
+        except (av.FFmpegError, ValueError) as exc:
+            streams = ", ".join(f"{s.codec_context.name} {s.type}" for s in self._container.streams)
+            raise VideoError(
+                f"cannot write {self.destination.name}: the {self.destination.suffix or 'chosen'} container refused "
+                f"the streams ({streams}): {ffmpeg_message(exc)}; try .mkv"
+            ) from exc
 
     def _add_video_stream(self) -> None:
         assert self._container is not None
@@ -172,7 +190,7 @@ class VideoWriter:
             self._mux_audio_until(time)
             self._container.mux(packets)
         except av.FFmpegError as exc:
-            raise VideoError(f"writing {self.destination} failed: {exc.strerror or exc}") from exc
+            raise VideoError(f"writing {self.destination.name} failed: {ffmpeg_message(exc)}") from exc
         self.frames_written += 1
 
     def commit(self) -> None:
@@ -183,7 +201,7 @@ class VideoWriter:
             self._mux_audio_until(None)
             self._container.close()
         except av.FFmpegError as exc:
-            raise VideoError(f"writing {self.destination} failed: {exc.strerror or exc}") from exc
+            raise VideoError(f"writing {self.destination.name} failed: {ffmpeg_message(exc)}") from exc
         finally:
             if self._audio_input is not None:
                 self._audio_input.close()
