@@ -51,6 +51,7 @@ class Summary:
     duration_out: Fraction
     seconds: float
     output: Path
+    busy_seconds: dict[str, float]  # time each stage (decode, model, encode) spent working, not waiting
 
 
 class _Stopped(Exception):
@@ -58,29 +59,42 @@ class _Stopped(Exception):
 
 
 class _Channel:
-    """A bounded queue whose blocking calls give up once ``stop`` is set."""
+    """A bounded queue whose blocking calls give up once ``stop`` is set.
+
+    It also adds up the seconds each side spent blocked, which tells which stage limits throughput.
+    """
 
     def __init__(self, maxsize: int, stop: threading.Event) -> None:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize)
         self._stop = stop
+        self.put_wait = 0.0
+        self.get_wait = 0.0
 
     def put(self, item: Any) -> None:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-        raise _Stopped
+        waited_from = time.perf_counter()
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+            raise _Stopped
+        finally:
+            self.put_wait += time.perf_counter() - waited_from
 
     def __iter__(self) -> Iterator[Any]:
         while True:
-            if self._stop.is_set():
-                raise _Stopped
-            try:
-                item = self._queue.get(timeout=0.1)
-            except queue.Empty:
-                continue
+            waited_from = time.perf_counter()
+            while True:
+                if self._stop.is_set():
+                    raise _Stopped
+                try:
+                    item = self._queue.get(timeout=0.1)
+                    break
+                except queue.Empty:
+                    continue
+            self.get_wait += time.perf_counter() - waited_from
             if item is _END:
                 return
             yield item
@@ -92,8 +106,10 @@ class _Stage(threading.Thread):
         self._work = work
         self._stop_event = stop
         self.error: BaseException | None = None
+        self.seconds = 0.0
 
     def run(self) -> None:
+        started = time.perf_counter()
         try:
             self._work()
         except _Stopped:
@@ -101,6 +117,8 @@ class _Stage(threading.Thread):
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which re-raises it
             self.error = exc
             self._stop_event.set()
+        finally:
+            self.seconds = time.perf_counter() - started
 
 
 def convert_video(
@@ -144,10 +162,12 @@ def convert_video(
         for stage in stages:
             stage.start()
         try:
+            model_started = time.perf_counter()
             for job, payload in interpolate_stream(decoded, schedule, interpolator, options.batch_size):
                 synthesized += not job.is_copy
                 produced.put((job, payload))
             produced.put(_END)
+            model_seconds = time.perf_counter() - model_started
             stages[1].join()
         except BaseException:
             stop.set()
@@ -160,6 +180,7 @@ def convert_video(
                     raise stage.error
         writer.commit()
 
+    seconds = time.perf_counter() - started
     return Summary(
         frames_in=schedule.inputs,
         frames_out=schedule.outputs,
@@ -168,8 +189,13 @@ def convert_video(
         rate_out=rate_out,
         duration_in=schedule.input_duration,
         duration_out=schedule.output_duration,
-        seconds=time.perf_counter() - started,
+        seconds=seconds,
         output=destination,
+        busy_seconds={
+            "decode": stages[0].seconds - decoded.put_wait,
+            "model": model_seconds - decoded.get_wait - produced.put_wait,
+            "encode": stages[1].seconds - produced.get_wait,
+        },
     )
 
 
