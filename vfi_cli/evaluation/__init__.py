@@ -1,0 +1,1 @@
+"""Quality (``vfi eval``) and speed (``vfi bench``) of the interpolator."""
