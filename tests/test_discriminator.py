@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 from torch import nn
@@ -36,7 +38,16 @@ def test_every_layer_is_spectrally_normalised() -> None:
         assert sigma.item() == pytest.approx(1.0, abs=0.05)
 
 
-def test_learns_to_tell_sharp_from_flat_patches_with_gradients_to_its_input() -> None:
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Tiny convolutions run fastest on one thread, and do not stall when other jobs share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_learns_to_tell_sharp_from_flat_patches_with_gradients_to_its_input(one_thread: None) -> None:
     torch.manual_seed(0)
     model = PatchDiscriminator(channels=8)
     optimiser = torch.optim.Adam(model.parameters(), lr=2e-3, betas=(0.5, 0.999))
