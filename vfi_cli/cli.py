@@ -235,3 +235,67 @@ def run_info(weights: Path | None) -> None:
     for name, module in model.named_children():
         click.echo(f"  {name:<10} {sum(p.numel() for p in module.parameters()):>10,d} parameters")
     click.echo(f"  {'total':<10} {sum(p.numel() for p in model.parameters()):>10,d} parameters")
+
+
+# ----------------------------------------------------------------------------- eval / bench
+
+
+def _parse_size(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    """``HxW`` (height first, as in 1024x2048) -> (height, width)."""
+    if value is None:
+        return None
+    height, sep, width = value.lower().partition("x")
+    if not sep or not height.isdigit() or not width.isdigit() or int(height) < 1 or int(width) < 1:
+        raise click.BadParameter(f"{value!r} is not HEIGHTxWIDTH, e.g. 1024x2048")
+    return int(height), int(width)
+
+
+def _parse_list(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
+    return tuple(item.strip() for item in (value or "").split(",") if item.strip())
+
+
+@main.command(name="eval")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--weights", type=click.Path(path_type=Path), help="Model weights (.safetensors); default: the shipped model.")
+@click.option("--no-model", is_flag=True, help="Evaluate only the --compare baselines (needs no weights).")
+@click.option("--compare", callback=_parse_list, metavar="blend,repeat", help="Baselines scored in the same table.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), help="Default: fp16 on CUDA, fp32 on the CPU.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the model.")
+@click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True, help="Video/CityScapes: frames i and i+2·S in, i+S as truth.")
+@click.option("--max-triplets", type=click.IntRange(min=0), help="Spread this many evenly (0 = all; default 50 for a video, all for a folder).")
+@click.option("--start-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True, help="Use only triplets after this fraction (0.8: the last 20%).")
+@click.option("--resize", callback=_parse_size, metavar="HxW", help="Resize frames (and masks) before evaluating.")
+@click.option("--split", default="val", show_default=True, help="CityScapes split folder.")
+@click.option("--trimap-widths", callback=_parse_list, default="0,6,12,18,24", show_default=True, help="CityScapes trimap dilations in pixels.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the report (means and per-triplet values) here.")
+@click.option("--save-dir", type=click.Path(path_type=Path), help="Write side-by-side PNGs and a PSNR-per-triplet plot here.")
+@click.option("--save-count", type=click.IntRange(min=0), default=4, show_default=True, help="How many triplets get a side-by-side PNG.")
+@click.option("-q", "--quiet", is_flag=True, help="Only the table.")
+def eval_command(source: Path, no_model: bool, trimap_widths: tuple[str, ...], **options: Any) -> None:
+    """Quality (IE, PSNR, SSIM) on triplets of a video, a UCF101/Vimeo-90K folder or CityScapes."""
+    from vfi_cli.evaluation.evaluate import run_eval
+
+    if not all(width.isdigit() for width in trimap_widths):
+        _fail("--trimap-widths takes whole pixel counts, e.g. 0,6,12", 2)
+    _run(lambda: run_eval(source, use_model=not no_model, trimap_widths=tuple(int(w) for w in trimap_widths), **options))
+
+
+@main.command()
+@click.option("--size", callback=_parse_size, default="1024x2048", show_default=True, metavar="HxW", help="Frame size to time (e.g. 1080x1920, 2160x3840).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), help="Default: fp16 on CUDA, fp32 on the CPU.")
+@click.option("--weights", type=click.Path(path_type=Path), help="Weights to time (default: the shipped model, else random weights).")
+@click.option("--batch-size", type=click.IntRange(1, 256), default=1, show_default=True, help="Frames synthesised per model call.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the model (default: PyTorch's choice).")
+@click.option("--warmup", type=click.IntRange(min=0), help="Untimed calls first (default 3 on CUDA, 1 on the CPU).")
+@click.option("--iterations", type=click.IntRange(min=1), help="Timed calls (default 20 on CUDA, 3 on the CPU).")
+@click.option("--e2e", type=click.Path(path_type=Path), metavar="VIDEO", help="Also convert VIDEO (output discarded): output frames/s and decode/model/encode shares.")
+@click.option("--factor", type=click.IntRange(min=2), default=2, show_default=True, help="Frame-rate factor of the --e2e run.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the figures here as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="Only the table.")
+def bench(**options: Any) -> None:
+    """Milliseconds per interpolated frame at 1024x2048 (the paper's 0.36 s), memory, and end-to-end speed."""
+    from vfi_cli.evaluation.bench import run_bench
+
+    _run(lambda: run_bench(**options))

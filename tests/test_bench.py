@@ -1,0 +1,49 @@
+"""vfi bench at a small size on the CPU: sane fields, random weights when none exist, end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from vfi_cli.cli import main
+from vfi_cli.evaluation.bench import run_bench
+
+
+def test_bench_fields_with_given_weights(tiny_weights: Path, tmp_path: Path) -> None:
+    result = run_bench(size=(48, 80), device="cpu", weights=tiny_weights, batch_size=2, threads=1, warmup=1,
+                       iterations=3, json_path=tmp_path / "bench.json", quiet=True)
+    ms = result["ms_per_frame"]
+    assert 0 < ms["min"] <= ms["median"] <= ms["max"]
+    assert result["fps"] == pytest.approx(1000 / ms["median"])
+    assert result["size"] == [48, 80] and result["batch_size"] == 2 and result["threads"] == 1
+    assert result["device"] == "cpu" and result["dtype"] == "float32" and result["device_name"]
+    assert result["memory_kind"] == "process peak RSS" and 10 < result["peak_memory_mib"] < 1e6
+    assert result["iterations"] == 3 and result["warmup"] == 1
+    assert str(tiny_weights) in result["weights"] and result["tiling"]
+    assert json.loads((tmp_path / "bench.json").read_text()) == json.loads(json.dumps(result))
+
+
+def test_bench_command_random_weights_and_e2e(make_clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("vfi_cli.model.weights.weights_search_path", lambda: [tmp_path / "empty"])
+    clip = make_clip(count=6, size=(32, 32), audio=False)
+    report = tmp_path / "bench.json"
+    result = CliRunner().invoke(main, ["bench", "--size", "32x64", "--device", "cpu", "--iterations", "1", "--warmup", "0",
+                                       "--e2e", str(clip), "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "random" in result.output and "ms per frame" in result.output
+    data = json.loads(report.read_text())
+    assert data["weights"].startswith("random") and data["parameters"] == 4_820_616
+    e2e = data["e2e"]
+    assert (e2e["frames_in"], e2e["frames_out"], e2e["synthesized"]) == (6, 12, 5)
+    assert e2e["output_fps"] == pytest.approx(12 / e2e["seconds"])
+    assert set(e2e["busy_share"]) == {"decode", "model", "encode"}
+    assert all(0 <= share <= 1.05 for share in e2e["busy_share"].values())
+    assert e2e["busy_share"]["model"] > e2e["busy_share"]["decode"]
+
+
+def test_bench_refuses_bad_sizes() -> None:
+    result = CliRunner().invoke(main, ["bench", "--size", "1024by2048"])
+    assert result.exit_code == 2 and "HEIGHTxWIDTH" in result.output
