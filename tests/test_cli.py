@@ -178,10 +178,10 @@ def test_encoder_failure_midway_leaves_nothing(make_clip, tmp_path: Path, tiny_w
     source = make_clip(count=12)
     original = VideoWriter.write
 
-    def failing(self, frame):
+    def failing(self, frame, time=None):
         if self.frames_written == 5:
             raise VideoError("writing failed: No space left on device")
-        return original(self, frame)
+        return original(self, frame, time)
 
     monkeypatch.setattr(VideoWriter, "write", failing)
     result = invoke("interpolate", str(source), str(tmp_path / "o.mp4"), "--weights", str(tiny_weights), "-q")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import numpy as np
 import pytest
 
 from vfi_cli.engine.schedule import Schedule, parse_rate
@@ -128,3 +129,87 @@ def test_parse_rate(text: str, rate: Fraction) -> None:
 def test_parse_rate_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_rate(text)
+
+
+def test_factor_mode_keeps_real_input_times() -> None:
+    """--factor on variable-rate input: every input frame at its own time, N-1 frames evenly inside each gap."""
+    times = [Fraction(0), Fraction(40, 1000), Fraction(120, 1000), Fraction(153, 1000)]
+    schedule = Schedule(Fraction(25), Fraction(50), factor=2, tolerance=Fraction(1, 1000))
+    out = [o for time in times for o in schedule.add_input(time)] + schedule.finish()
+    assert [(o.time, o.left, o.t) for o in out] == [
+        (Fraction(0), 0, 0), (Fraction(20, 1000), 0, Fraction(1, 2)),
+        (Fraction(40, 1000), 1, 0), (Fraction(80, 1000), 1, Fraction(1, 2)),
+        (Fraction(120, 1000), 2, 0), (Fraction(273, 2000), 2, Fraction(1, 2)),
+        (Fraction(153, 1000), 3, 0), (Fraction(173, 1000), 3, 0),  # the last frame held one nominal frame
+    ]
+    assert schedule.output_duration == Fraction(193, 1000)
+    assert all(o.time / schedule.output_time_base(Fraction(1, 1000)) % 1 == 0 for o in out)
+
+
+def test_real_times_are_not_snapped_beyond_the_stream_tick() -> None:
+    """A variable-rate time 6.7 ms off the 30 fps grid stays where it is (the old quarter-frame snap moved it)."""
+    schedule = Schedule(Fraction(30), Fraction(60), tolerance=Fraction(1, 90000))
+    schedule.add_input(Fraction(0))
+    out = schedule.add_input(Fraction(40, 1000))
+    assert [(o.time, o.t) for o in out] == [(Fraction(0), 0), (Fraction(1, 60), Fraction(5, 12)), (Fraction(1, 30), Fraction(5, 6))]
+
+
+def test_factor_mode_equals_constant_rate_on_constant_rate_input() -> None:
+    rate = Fraction(30000, 1001)
+    times = [Fraction(round(k / rate * 1000), 1000) for k in range(20)]  # Matroska's millisecond rounding
+    a = run(rate, rate * 3, times)
+    schedule = Schedule(rate, rate * 3, factor=3)
+    b = [o for time in times for o in schedule.add_input(time)] + schedule.finish()
+    assert [(o.number, o.time, o.left, o.t) for o in a] == [(o.number, o.time, o.left, o.t) for o in b]
+
+
+def write_vfr(path, times_ms: list[int]):
+    """An x264 clip whose frames sit at the given millisecond times (variable frame rate)."""
+    import av
+
+    from tests.conftest import translating_frames
+
+    frames = translating_frames(len(times_ms), 32, 48, step=(2, 0))
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.height, stream.width, stream.pix_fmt = 32, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        stream.options = {"qp": "0", "preset": "ultrafast"}
+        for rgb, ms in zip(frames, times_ms):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = ms, Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def test_variable_rate_video_end_to_end(tmp_path, tiny_weights) -> None:
+    """--factor 2 keeps each input frame at its real time (copied exactly); --fps 30 gives constant rate."""
+    from click.testing import CliRunner
+
+    from tests.conftest import decode_video
+    from vfi_cli import cli
+
+    times_ms = [0, 40, 120, 153, 200, 300, 333, 366]
+    source = write_vfr(tmp_path / "vfr.mp4", times_ms)
+    in_times, in_frames = decode_video(source)
+    assert in_times == [Fraction(ms, 1000) for ms in times_ms]
+    out = tmp_path / "x2.mp4"
+    result = CliRunner().invoke(cli.main, ["interpolate", str(source), str(out), "--weights", str(tiny_weights), "-q",
+                                           "--crf", "0", "--preset", "ultrafast"])
+    assert result.exit_code == 0, result.output
+    out_times, out_frames = decode_video(out)
+    middles = [Fraction(a + b, 2000) for a, b in zip(times_ms, times_ms[1:])]
+    expected = sorted([Fraction(ms, 1000) for ms in times_ms] + middles)
+    assert out_times[: len(expected)] == expected
+    assert len(out_times) == 2 * len(times_ms)
+    for k, frame in enumerate(in_frames):
+        assert np.array_equal(out_frames[2 * k], frame)
+
+    out = tmp_path / "fps30.mp4"
+    result = CliRunner().invoke(cli.main, ["interpolate", str(source), str(out), "--fps", "30", "--weights",
+                                           str(tiny_weights), "-q"])
+    assert result.exit_code == 0, result.output
+    out_times, _ = decode_video(out)
+    assert out_times == [Fraction(j, 30) for j in range(len(out_times))]
+    assert abs(len(out_times) / 30 - Fraction(366, 1000)) <= Fraction(1, 10)  # duration 0.366 s + one nominal frame

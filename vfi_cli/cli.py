@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
 from fractions import Fraction
@@ -38,19 +39,37 @@ def main() -> None:
     """vfi: raise a video's frame rate with the Zoom-In-to-Check interpolation network."""
 
 
-def check_paths(source: Path, destination: Path, overwrite: bool) -> None:
+# A URL scheme ("https:", "rtmp:" ...; two letters at least, so not a drive letter). pathlib turns "//" into "/".
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/+")
+
+
+def check_paths(source: Path, destination: Path, overwrite: bool, input_fps: Fraction | None = None) -> None:
     """Refuse, with one line each, what would fail late or destroy data."""
+    from vfi_cli.video.images import check_folder_output, is_folder_output
+
+    for given in (source, destination):
+        url = _URL.match(str(given))
+        if url and not given.exists() and not given.parent.is_dir():
+            shown = _URL.sub(r"\1://", str(given), count=1)
+            raise VfiError(f"URLs are not supported ({shown}): download the file and pass its local path")
     if not source.exists():
         raise VfiError(f"input not found: {source}")
-    if not source.is_file():
+    if source.is_dir():
+        if input_fps is None:
+            raise VfiError(f"input is a folder: {source} (for numbered images, give their rate with --input-fps)")
+    elif not source.is_file():
         raise VfiError(f"input is not a file: {source}")
+    elif input_fps is not None:
+        raise VfiError("--input-fps is for folders of numbered images; a video file has its own timing")
     if not destination.parent.resolve().is_dir():
         raise VfiError(f"output directory does not exist: {destination.parent}")
-    if destination.exists():
-        if destination.resolve() == source.resolve() or os.path.samefile(destination, source):
+    if destination.exists() and destination.resolve() == source.resolve():
+        raise VfiError("output is the same file as the input; choose another name")
+    if is_folder_output(destination):
+        check_folder_output(destination, overwrite)
+    elif destination.exists():
+        if os.path.samefile(destination, source):
             raise VfiError("output is the same file as the input; choose another name")
-        if destination.is_dir():
-            raise VfiError(f"output is a directory: {destination}")
         if not overwrite:
             raise VfiError(f"output exists: {destination} (pass --overwrite to replace it)")
     if not os.access(destination.parent.resolve(), os.W_OK):
@@ -61,7 +80,8 @@ def check_paths(source: Path, destination: Path, overwrite: bool) -> None:
 @click.argument("source", metavar="IN", type=click.Path(path_type=Path))
 @click.argument("destination", metavar="OUT", type=click.Path(path_type=Path))
 @click.option("--factor", type=click.IntRange(min=2), help="Make N-1 new frames between each pair (default 2).")
-@click.option("--fps", "fps_text", metavar="RATE", help="Target frame rate instead: 60, 59.94 (=60000/1001), 60000/1001 ...")
+@click.option("--fps", "fps_text", metavar="RATE", help="Constant target frame rate instead: 60, 59.94 (=60000/1001), 60000/1001 ...")
+@click.option("--input-fps", "input_fps_text", metavar="RATE", help="Rate of IN when it is a folder of numbered images.")
 @click.option("--weights", type=click.Path(path_type=Path), help="Model weights (.safetensors); default: the shipped model.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), help="Default: fp16 on CUDA, fp32 on the CPU.")
@@ -78,6 +98,7 @@ def interpolate(
     destination: Path,
     factor: int | None,
     fps_text: str | None,
+    input_fps_text: str | None,
     weights: Path | None,
     device: str,
     precision: str | None,
@@ -95,13 +116,14 @@ def interpolate(
         _fail("give either --factor or --fps, not both", 2)
     try:
         fps = None if fps_text is None else parse_rate(fps_text)
+        input_fps = None if input_fps_text is None else parse_rate(input_fps_text)
     except ValueError as exc:
         _fail(str(exc), 2)
     if fps is None and factor is None:
         factor = 2
     _run(
         lambda: run_interpolate(
-            source, destination, factor=factor, fps=fps, weights=weights, device=device, precision=precision,
+            source, destination, factor=factor, fps=fps, input_fps=input_fps, weights=weights, device=device, precision=precision,
             batch_size=batch_size, threads=threads, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
             overwrite=overwrite, quiet=quiet,
         )
@@ -114,6 +136,7 @@ def run_interpolate(
     *,
     factor: int | None,
     fps: Fraction | None,
+    input_fps: Fraction | None = None,
     weights: Path | None = None,
     device: str = "auto",
     precision: str | None = None,
@@ -133,11 +156,12 @@ def run_interpolate(
     from vfi_cli.engine.pipeline import ConvertOptions, convert_video, expected_output_frames
     from vfi_cli.engine.runner import FrameInterpolator, resolve_device, resolve_precision
     from vfi_cli.model.weights import load_weights
+    from vfi_cli.video.images import probe_images
     from vfi_cli.video.reader import probe
     from vfi_cli.video.writer import EncodeSettings
 
-    check_paths(source, destination, overwrite)
-    info = probe(source)
+    check_paths(source, destination, overwrite, input_fps)
+    info = probe(source) if input_fps is None else probe_images(source, input_fps)
     options = ConvertOptions(
         factor=factor, fps=fps, batch_size=batch_size,
         encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
@@ -162,6 +186,12 @@ def run_interpolate(
         f"({summary.frames_in} in, {summary.synthesized} synthesised), duration {float(summary.duration_out):.3f} s; "
         f"{summary.seconds:.1f} s, {summary.frames_out / max(summary.seconds, 1e-9):.2f} frames/s"
     )
+    if summary.frames_lost:  # shown even with --quiet: the output lacks frames of the input
+        click.echo(
+            f"Warning: {summary.frames_lost} input frame(s) could not be decoded and were skipped "
+            f"({summary.decode_error}); the frames around them were interpolated across the gap.",
+            err=True,
+        )
     return summary
 
 

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from vfi_cli.engine.runner import FrameInterpolator, interpolate_stream
-from vfi_cli.engine.schedule import OutputFrame, Schedule, round_half_up
+from vfi_cli.engine.schedule import DEFAULT_TOLERANCE, OutputFrame, Schedule, round_half_up
 from vfi_cli.video.color import convert_format, from_rgb
-from vfi_cli.video.reader import DecodedFrame, VideoInfo, read_frames
+from vfi_cli.video.images import PngFolderWriter, is_folder_output, read_images
+from vfi_cli.video.reader import DecodedFrame, FrameReader, VideoInfo
 from vfi_cli.video.writer import EncodeSettings, VideoWriter
 
 _END = object()
@@ -52,6 +53,8 @@ class Summary:
     seconds: float
     output: Path
     busy_seconds: dict[str, float]  # time each stage (decode, model, encode) spent working, not waiting
+    frames_lost: int = 0  # input frames that could not be decoded (corrupt packets), skipped
+    decode_error: str | None = None  # the first decoding error, when frames were lost
 
 
 class _Stopped(Exception):
@@ -134,15 +137,19 @@ def convert_video(
     """
     started = time.perf_counter()
     rate_out = options.output_rate(info.rate)
-    schedule = Schedule(info.rate, rate_out)
+    # --factor follows the input's own timestamps (variable rate stays variable); --fps gives constant rate.
+    tolerance = min(info.time_base, DEFAULT_TOLERANCE) if info.time_base else DEFAULT_TOLERANCE
+    schedule = Schedule(info.rate, rate_out, factor=options.factor, tolerance=tolerance)
     stop = threading.Event()
     queue_size = 2 * options.batch_size + 2
     decoded = _Channel(queue_size, stop)
     produced = _Channel(queue_size, stop)
     synthesized = 0
 
+    reader = FrameReader(info, keep_depth=True)
+
     def decode() -> None:
-        frames = read_frames(info)
+        frames = read_images(info) if info.path.is_dir() else iter(reader)
         try:
             for frame in frames:
                 decoded.put(frame)
@@ -150,11 +157,15 @@ def convert_video(
         finally:
             frames.close()
 
-    with VideoWriter(destination, info, rate_out, options.encode) as writer:
+    if is_folder_output(destination):
+        output: VideoWriter | PngFolderWriter = PngFolderWriter(destination, info)
+    else:
+        output = VideoWriter(destination, info, rate_out, options.encode, schedule.output_time_base(info.time_base))
+    with output as writer:
 
         def encode() -> None:
             for job, payload in produced:
-                writer.write(_to_output_frame(job, payload, writer.pix_fmt, info))
+                writer.write(_to_output_frame(job, payload, writer, info), job.time)
                 if on_frame is not None:
                     on_frame(writer.frames_written)
 
@@ -191,6 +202,8 @@ def convert_video(
         duration_out=schedule.output_duration,
         seconds=seconds,
         output=destination,
+        frames_lost=reader.frames_lost,
+        decode_error=reader.first_error if reader.frames_lost else None,
         busy_seconds={
             "decode": stages[0].seconds - decoded.put_wait,
             "model": model_seconds - decoded.get_wait - produced.put_wait,
@@ -204,7 +217,12 @@ def expected_output_frames(info: VideoInfo, options: ConvertOptions) -> int:
     return round_half_up(Fraction(info.frame_count) / info.rate * options.output_rate(info.rate))
 
 
-def _to_output_frame(job: OutputFrame, payload: DecodedFrame | np.ndarray, pix_fmt: str, info: VideoInfo):
+def _to_output_frame(job: OutputFrame, payload: DecodedFrame | np.ndarray, writer: VideoWriter | PngFolderWriter,
+                     info: VideoInfo):
+    """What the writer takes: RGB for a PNG folder; else the frame in the output's pixel format, where a
+    copied input frame is its decoded picture itself (no RGB round trip) when the formats match."""
+    if isinstance(writer, PngFolderWriter):
+        return payload if isinstance(payload, np.ndarray) else payload.rgb
     if isinstance(payload, np.ndarray):
-        return from_rgb(payload, pix_fmt, info.color)
-    return convert_format(payload.picture, pix_fmt, info.color)
+        return from_rgb(payload, writer.pix_fmt, info.color)
+    return convert_format(payload.picture, writer.pix_fmt, info.color)

@@ -57,10 +57,11 @@ class HasRGB(Protocol):
 class _Prepared:
     image: torch.Tensor  # [1,3,H',W'] padded, on the device
     features: torch.Tensor
+    peak: int  # 255 for uint8 frames, 65535 for uint16 (the RGB of 10-bit video)
 
 
 class FrameInterpolator:
-    """Synthesises frames between pairs of RGB uint8 arrays of one size, in batches.
+    """Synthesises frames between pairs of RGB arrays of one size (uint8, or uint16 for 10-bit video), in batches.
 
     Each frame is uploaded, padded and encoded to features once (:meth:`prepare`); the prepared
     frame then serves both pairs it belongs to.
@@ -79,15 +80,17 @@ class FrameInterpolator:
 
     @torch.inference_mode()
     def prepare(self, rgb: np.ndarray) -> _Prepared:
-        tensor = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device, non_blocking=True)
-        image = self.padder.pad(tensor.permute(2, 0, 1).unsqueeze(0).float().div_(255.0))
+        peak = int(np.iinfo(rgb.dtype).max)
+        host = rgb if rgb.dtype == np.uint8 else rgb.astype(np.float32)  # torch has few uint16 kernels
+        tensor = torch.from_numpy(np.ascontiguousarray(host)).to(self.device, non_blocking=True)
+        image = self.padder.pad(tensor.permute(2, 0, 1).unsqueeze(0).float().div_(peak))
         with self._autocast():
             features = self.model.features(image)
-        return _Prepared(image=image, features=features)
+        return _Prepared(image=image, features=features, peak=peak)
 
     @torch.inference_mode()
     def synthesize(self, pairs: Sequence[tuple[_Prepared, _Prepared, float]]) -> list[np.ndarray]:
-        """Frames at t between each (first, second) pair, as RGB uint8 arrays."""
+        """Frames at t between each (first, second) pair, as RGB arrays of the inputs' dtype."""
         if not pairs:
             return []
         image1 = torch.cat([p[0].image for p in pairs])
@@ -97,8 +100,11 @@ class FrameInterpolator:
         t = torch.tensor([float(p[2]) for p in pairs], device=self.device)
         with self._autocast():
             out = self.model(image1, image2, t, features1, features2)
-        frames = self.padder.unpad(out.refined.float()).clamp_(0, 1).mul_(255).round_().to(torch.uint8)
-        return list(frames.permute(0, 2, 3, 1).cpu().numpy())
+        peak = pairs[0][0].peak
+        frames = self.padder.unpad(out.refined.float()).clamp_(0, 1).mul_(peak).round_()
+        if peak == 255:
+            return list(frames.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+        return list(frames.to(torch.int32).permute(0, 2, 3, 1).cpu().numpy().astype(np.uint16))
 
 
 def interpolate_stream(

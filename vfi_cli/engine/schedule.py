@@ -6,12 +6,17 @@ no float drift: output frame j sits at exactly j / rate_out.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
 # Decimal spellings of the NTSC rates mean the x/1001 rates users have in mind.
 _NTSC = {"23.976": Fraction(24000, 1001), "29.97": Fraction(30000, 1001), "47.952": Fraction(48000, 1001),
          "59.94": Fraction(60000, 1001), "119.88": Fraction(120000, 1001)}
+
+
+# Snap input times at most this far onto the nominal grid (the tick of Matroska's millisecond timestamps).
+DEFAULT_TOLERANCE = Fraction(1, 1000)
 
 
 def parse_rate(text: str) -> Fraction:
@@ -32,6 +37,11 @@ def round_half_up(value: Fraction) -> int:
     return int((value + Fraction(1, 2)) // 1)
 
 
+def fraction_gcd(a: Fraction, b: Fraction) -> Fraction:
+    """The largest step of which both ``a`` and ``b`` are whole multiples."""
+    return Fraction(math.gcd(a.numerator * b.denominator, b.numerator * a.denominator), a.denominator * b.denominator)
+
+
 @dataclass(frozen=True)
 class OutputFrame:
     """Output frame ``number`` at ``time``: a copy of input ``left`` when t == 0, else made between
@@ -50,21 +60,42 @@ class OutputFrame:
 class Schedule:
     """Turns input frame times, as they arrive, into the output frames that can be made so far.
 
-    Input times are snapped to the nominal grid k / rate_in when within a quarter frame of it
-    (containers round timestamps to their time base, which would otherwise turn t = 1/2 into
-    0.4999 and miss frames that coincide with input frames); a missing or non-increasing time is
-    taken as one nominal frame after the previous one. The output covers the input's whole
-    duration (last frame time plus one nominal frame): its tail holds the last input frame.
+    Two modes. With a ``factor`` N the output follows the input's own timestamps: each input frame
+    is kept at its real time and N-1 frames are made evenly inside each interval, so variable-rate
+    input gives variable-rate output with every input frame where it was. Without, the output has
+    the constant rate ``rate_out`` (frame j at exactly j / rate_out) and each frame is made at its
+    real fraction of the input interval around it.
+
+    Input times within ``tolerance`` of the nominal grid k / rate_in are snapped onto it: containers
+    round timestamps to their time base, which would otherwise turn t = 1/2 into 0.4999 and miss
+    frames that coincide with input frames. Keep ``tolerance`` at the stream's tick, so that the
+    real times of variable-rate video are not moved. A missing or non-increasing time is taken as
+    one nominal frame after the previous one. The output covers the input's whole duration (last
+    frame time plus one nominal frame): its tail holds the last input frame.
     """
 
-    def __init__(self, rate_in: Fraction, rate_out: Fraction) -> None:
+    def __init__(self, rate_in: Fraction, rate_out: Fraction, *, factor: int | None = None,
+                 tolerance: Fraction = DEFAULT_TOLERANCE) -> None:
         if rate_in <= 0 or rate_out <= 0:
             raise ValueError("frame rates must be positive")
+        if factor is not None and (factor < 1 or rate_out != rate_in * factor):
+            raise ValueError("rate_out must be rate_in * factor")
         self.rate_in = Fraction(rate_in)
         self.rate_out = Fraction(rate_out)
+        self.factor = factor
+        self.tolerance = Fraction(min(Fraction(tolerance), 1 / (4 * self.rate_in)))
         self.inputs = 0
         self.outputs = 0
         self._last: Fraction | None = None
+
+    def output_time_base(self, input_time_base: Fraction | None) -> Fraction:
+        """A tick on which every output time falls exactly (what the encoder's time base must be)."""
+        if self.factor is None:
+            return 1 / self.rate_out
+        grid = 1 / self.rate_in if input_time_base is None else fraction_gcd(1 / self.rate_in, Fraction(input_time_base))
+        tick = grid / self.factor
+        # Encoders and muxers keep time bases in 32-bit integers; beyond that a microsecond tick is exact enough.
+        return tick if tick.numerator == 1 and tick.denominator < 2**31 else Fraction(1, 1_000_000)
 
     def _snap(self, time: Fraction | None) -> Fraction:
         step = 1 / self.rate_in
@@ -73,24 +104,28 @@ class Schedule:
         if time is None or time <= self._last:
             return self._last + step
         grid = round_half_up(time * self.rate_in) / self.rate_in
-        if abs(time - grid) <= step / 4 and grid > self._last:
+        if abs(time - grid) <= self.tolerance and grid > self._last:
             return grid
         return time
 
-    def _next_time(self) -> Fraction:
-        return self.outputs / self.rate_out
+    def _between(self, start: Fraction, end: Fraction) -> list[OutputFrame]:
+        """The output frames in [start, end), made between input ``inputs - 1`` and the next."""
+        left = self.inputs - 1
+        made = []
+        if self.factor is not None:
+            for m in range(self.factor):
+                made.append(OutputFrame(self.outputs, start + (end - start) * m / self.factor, left, Fraction(m, self.factor)))
+                self.outputs += 1
+            return made
+        while (out_time := self.outputs / self.rate_out) < end:
+            made.append(OutputFrame(self.outputs, out_time, left, (out_time - start) / (end - start)))
+            self.outputs += 1
+        return made
 
     def add_input(self, time: Fraction | None) -> list[OutputFrame]:
         """Register the next input frame (its time relative to the first frame, or None)."""
         current = self._snap(None if time is None else Fraction(time))
-        made: list[OutputFrame] = []
-        if self._last is not None:
-            left = self.inputs - 1
-            span = current - self._last
-            while self._next_time() < current:
-                out_time = self._next_time()
-                made.append(OutputFrame(self.outputs, out_time, left, (out_time - self._last) / span))
-                self.outputs += 1
+        made = [] if self._last is None else self._between(self._last, current)
         self._last = current
         self.inputs += 1
         return made
@@ -99,14 +134,16 @@ class Schedule:
         """The remaining output frames once the input has ended (copies of the last input frame)."""
         if self._last is None:
             return []
-        total = max(self.outputs, round_half_up(self.input_duration * self.rate_out))
-        made = []
-        while self.outputs < total:
-            out_time = self._next_time()
-            # Output frames between the last input's time and the end show the last input frame.
-            made.append(OutputFrame(self.outputs, out_time, self.inputs - 1, Fraction(0)))
-            self.outputs += 1
-        return made
+        if self.factor is not None:
+            made = self._between(self._last, self.input_duration)
+        else:
+            made = []
+            total = max(self.outputs, round_half_up(self.input_duration * self.rate_out))
+            while self.outputs < total:
+                made.append(OutputFrame(self.outputs, self.outputs / self.rate_out, self.inputs - 1, Fraction(0)))
+                self.outputs += 1
+        # Output frames between the last input's time and the end show the last input frame.
+        return [OutputFrame(o.number, o.time, self.inputs - 1, Fraction(0)) for o in made]
 
     @property
     def input_duration(self) -> Fraction:
@@ -115,4 +152,6 @@ class Schedule:
 
     @property
     def output_duration(self) -> Fraction:
+        if self.factor is not None:
+            return self.input_duration
         return self.outputs / self.rate_out

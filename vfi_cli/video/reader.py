@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -22,7 +23,7 @@ class VideoInfo:
     path: Path
     width: int
     height: int
-    rate: Fraction  # nominal frames per second
+    rate: Fraction  # nominal frames per second (the average rate of variable-rate video)
     frame_count: int  # from the header or duration; an estimate for progress only
     duration: Fraction | None  # seconds, from the header
     start_time: Fraction  # presentation time of the first frame, seconds
@@ -30,6 +31,7 @@ class VideoInfo:
     codec: str
     color: ColorInfo
     audio_streams: int
+    time_base: Fraction | None = None  # tick of the input's timestamps: how precisely frame times are known
 
 
 @dataclass
@@ -39,12 +41,18 @@ class DecodedFrame:
     index: int
     time: Fraction | None  # presentation time relative to the first frame, seconds
     picture: av.VideoFrame
-    rgb: np.ndarray
+    rgb: np.ndarray  # uint8; uint16 for video of more than 8 bits read with ``keep_depth``
+
+
+def local_url(path: Path) -> str:
+    """The path as FFmpeg's ``file:`` URL, so that a local name such as ``http:/x/y.mp4`` or
+    ``concat:a|b`` is read from disk, never fetched or taken for a protocol."""
+    return "file:" + os.path.abspath(path)
 
 
 def _open(path: Path) -> av.container.InputContainer:
     try:
-        return av.open(str(path), mode="r")
+        return av.open(local_url(path), mode="r")
     except av.FFmpegError as exc:
         raise VideoError(f"cannot read {path} as a video: {ffmpeg_message(exc)}") from exc
 
@@ -56,6 +64,8 @@ def probe(path: Path) -> VideoInfo:
         if not container.streams.video:
             raise VideoError(f"{path} has no video stream")
         stream = container.streams.video[0]
+        if stream.codec_context is None:  # decoding such a stream crashes FFmpeg (PyAV issue 2344)
+            raise VideoError(f"{path} is damaged or cut off: its video stream has no codec parameters")
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         if not rate or rate <= 0:
             raise VideoError(f"{path} does not state a frame rate")
@@ -91,21 +101,61 @@ def probe(path: Path) -> VideoInfo:
             codec=stream.codec_context.name,
             color=ColorInfo.of_frame(first),
             audio_streams=len(container.streams.audio),
+            time_base=Fraction(time_base) if time_base else None,
         )
 
 
-def read_frames(info: VideoInfo) -> Iterator[DecodedFrame]:
-    """Decode the first video stream in presentation order, converting each frame to RGB once."""
-    with _open(info.path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        index = 0
-        try:
-            for picture in container.decode(stream):
-                time = None
-                if picture.pts is not None and picture.time_base is not None:
-                    time = Fraction(picture.pts) * picture.time_base - info.start_time
-                yield DecodedFrame(index=index, time=time, picture=picture, rgb=to_rgb(picture, info.color))
-                index += 1
-        except av.FFmpegError as exc:
-            raise VideoError(f"decoding {info.path} failed after {index} frames: {ffmpeg_message(exc)}") from exc
+class FrameReader:
+    """Decodes the first video stream in presentation order, converting each frame to RGB once.
+
+    A packet the decoder rejects (corruption in the middle of a file) is skipped rather than ending
+    the conversion; :attr:`frames_lost` tells how many frames were lost that way once iteration is over.
+    ``keep_depth`` gives uint16 RGB for video of more than 8 bits (the interpolation pipeline);
+    consumers that work in 8 bits (training, evaluation) leave it off.
+    """
+
+    def __init__(self, info: VideoInfo, keep_depth: bool = False) -> None:
+        self.info = info
+        self.keep_depth = keep_depth
+        self.frames_read = 0
+        self.frames_lost = 0
+        self.first_error: str | None = None
+
+    def __iter__(self) -> Iterator[DecodedFrame]:
+        info = self.info
+        with _open(info.path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            packets = 0
+            try:
+                for packet in container.demux(stream):
+                    packets += packet.size > 0
+                    try:
+                        pictures = packet.decode()
+                    except av.FFmpegError as exc:
+                        self.first_error = self.first_error or ffmpeg_message(exc)
+                        continue
+                    for picture in pictures:
+                        yield self._decoded(picture)
+            except av.FFmpegError as exc:  # the container itself is broken from here on (a cut-off file)
+                self.first_error = self.first_error or ffmpeg_message(exc)
+                packets = max(packets, stream.frames)
+            self.frames_lost = max(0, packets - self.frames_read)
+        if self.frames_read == 0:
+            raise VideoError(f"no frame of {info.path} could be decoded: {self.first_error or 'no video data'}")
+
+    def _decoded(self, picture: av.VideoFrame) -> DecodedFrame:
+        time = None
+        if picture.pts is not None and picture.time_base is not None:
+            time = Fraction(picture.pts) * picture.time_base - self.info.start_time
+        rgb = to_rgb(picture, self.info.color)
+        if rgb.dtype == np.uint16 and not self.keep_depth:
+            rgb = ((rgb.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        frame = DecodedFrame(index=self.frames_read, time=time, picture=picture, rgb=rgb)
+        self.frames_read += 1
+        return frame
+
+
+def read_frames(info: VideoInfo, keep_depth: bool = False) -> Iterator[DecodedFrame]:
+    """The frames of ``info``'s video, one at a time (see :class:`FrameReader`)."""
+    return iter(FrameReader(info, keep_depth))

@@ -12,8 +12,8 @@ import av
 
 from vfi_cli.errors import VideoError
 from vfi_cli.video import ffmpeg_message
-from vfi_cli.video.color import ColorInfo
-from vfi_cli.video.reader import VideoInfo
+from vfi_cli.video.color import ColorInfo, bit_depth
+from vfi_cli.video.reader import VideoInfo, local_url
 
 # Encoders whose quality is set by CRF and speed by a named preset.
 _CRF_ENCODERS = {"libx264", "libx265", "libvpx-vp9", "libsvtav1", "libaom-av1"}
@@ -45,9 +45,19 @@ def choose_pix_fmt(settings: EncodeSettings, source: VideoInfo) -> str:
         if supported and settings.pix_fmt not in supported:
             raise VideoError(f"{settings.codec} cannot encode {settings.pix_fmt}; it takes {', '.join(supported)}")
         return settings.pix_fmt
-    if not supported or source.pix_fmt in supported:
-        return source.pix_fmt
-    return "yuv420p" if "yuv420p" in supported else supported[0]
+    # The input's own format first; else one of the same bit depth; 4:4:4 where odd sizes rule out 4:2:0.
+    odd = bool(source.width % 2 or source.height % 2)
+    deep = ["yuv420p10le", "yuv444p10le"] if bit_depth(source.pix_fmt) > 8 else []
+    for name in [source.pix_fmt, *deep, "yuv420p", "yuv444p"]:
+        if (not supported or name in supported) and not (odd and needs_even_size(name)):
+            return name
+    return supported[0]
+
+
+def needs_even_size(pix_fmt: str) -> bool:
+    """Chroma subsampled (4:2:0, 4:2:2 ...): the encoders take only even widths (and heights)."""
+    chroma = av.VideoFormat(pix_fmt, 2, 2)
+    return chroma.chroma_width() < 2 or chroma.chroma_height() < 2
 
 
 class VideoWriter:
@@ -57,21 +67,23 @@ class VideoWriter:
     (an error, Ctrl-C) removes the temporary file, so the destination is either complete or absent.
     """
 
-    def __init__(self, destination: Path, source: VideoInfo, rate: Fraction, settings: EncodeSettings) -> None:
+    def __init__(self, destination: Path, source: VideoInfo, rate: Fraction, settings: EncodeSettings,
+                 time_base: Fraction | None = None) -> None:
+        """``rate`` is the nominal output rate; ``time_base`` (default 1/rate) the tick on which every
+        output time given to :meth:`write` falls (finer for variable-rate output)."""
         self.destination = Path(destination)
         self.temporary = temporary_path(self.destination)
         self.source = source
         self.rate = Fraction(rate)
+        self.time_base = Fraction(time_base) if time_base is not None else 1 / self.rate
         self.pix_fmt = choose_pix_fmt(settings, source)
-        if self.pix_fmt.startswith(("yuv420", "yuvj420", "nv12")) and (source.width % 2 or source.height % 2):
+        if needs_even_size(self.pix_fmt) and (source.width % 2 or source.height % 2):
             raise VideoError(
                 f"{self.pix_fmt} needs an even width and height and the input is {source.width}x{source.height}; "
                 "pass --pix-fmt yuv444p"
             )
         self.settings = settings
         self.frames_written = 0
-        # Output frame numbers are offset so the video starts where the input's did (audio stays aligned).
-        self._pts_offset = round(source.start_time * self.rate)
         self._container: av.container.OutputContainer | None = None
         self._stream: av.video.stream.VideoStream | None = None
         self._audio_input: av.container.InputContainer | None = None
@@ -82,7 +94,7 @@ class VideoWriter:
 
     def __enter__(self) -> VideoWriter:
         try:
-            self._container = av.open(str(self.temporary), mode="w")
+            self._container = av.open(local_url(self.temporary), mode="w")
         except (av.FFmpegError, ValueError) as exc:
             self._remove_temporary()
             raise VideoError(
@@ -127,7 +139,7 @@ class VideoWriter:
         stream.width = self.source.width
         stream.height = self.source.height
         stream.pix_fmt = self.pix_fmt
-        stream.codec_context.time_base = Fraction(1) / self.rate
+        stream.codec_context.time_base = self.time_base
         color = self.source.color
         stream.codec_context.colorspace = color.colorspace
         stream.codec_context.color_range = int(color.range_for(self.pix_fmt)) if color.color_range else 0
@@ -147,7 +159,7 @@ class VideoWriter:
         if not self.source.audio_streams:
             return
         assert self._container is not None
-        self._audio_input = av.open(str(self.source.path), mode="r")
+        self._audio_input = av.open(local_url(self.source.path), mode="r")
         inputs = list(self._audio_input.streams.audio)
         for stream in inputs:
             try:
@@ -178,13 +190,16 @@ class VideoWriter:
             self._container.mux(packet)
             self._advance_audio()
 
-    def write(self, frame: av.VideoFrame) -> None:
-        """Encode the next output frame; its timestamp is set here from the frame count."""
+    def write(self, frame: av.VideoFrame, time: Fraction | None = None) -> None:
+        """Encode the next output frame at ``time`` (seconds from the first frame; default: the frame
+        count over the rate). The video starts where the input's did, so audio stays aligned."""
         assert self._container is not None and self._stream is not None
-        frame.pts = self._pts_offset + self.frames_written
-        frame.time_base = self._stream.codec_context.time_base
+        if time is None:
+            time = Fraction(self.frames_written) / self.rate
+        time = self.source.start_time + time
+        frame.pts = round(time / self.time_base)
+        frame.time_base = self.time_base
         frame.pict_type = av.video.frame.PictureType.NONE
-        time = self.source.start_time + Fraction(self.frames_written) / self.rate
         try:
             packets = self._stream.encode(frame)
             self._mux_audio_until(time)
