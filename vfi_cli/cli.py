@@ -76,6 +76,15 @@ def check_paths(source: Path, destination: Path, overwrite: bool, input_fps: Fra
         raise VfiError(f"output directory is not writable: {destination.parent}")
 
 
+def _parse_memory(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    from vfi_cli.engine.tiling import parse_memory
+
+    try:
+        return None if value is None else parse_memory(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @main.command()
 @click.argument("source", metavar="IN", type=click.Path(path_type=Path))
 @click.argument("destination", metavar="OUT", type=click.Path(path_type=Path))
@@ -91,6 +100,13 @@ def check_paths(source: Path, destination: Path, overwrite: bool, input_fps: Fra
 @click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True, help="Quality for CRF encoders (lower is better).")
 @click.option("--preset", default="medium", show_default=True, help="Encoder speed preset (x264/x265/SVT-AV1).")
 @click.option("--pix-fmt", help="Output pixel format (default: the input's, when the encoder takes it).")
+@click.option("--scale", "flow_scale", type=click.Choice(["1", "0.5", "0.25"]), default="1", show_default=True,
+              help="Estimate flow on frames shrunk by this (0.5 for 4K, 0.25 for 8K, as RIFE's --scale).")
+@click.option("--max-memory", callback=_parse_memory, metavar="SIZE",
+              help="Memory for the model, e.g. 6G or 800M (default: half the free RAM, 80% of free GPU memory).")
+@click.option("--tile", type=click.IntRange(min=16), metavar="PIXELS", help="Always cut frames into tiles of this side.")
+@click.option("--tile-overlap", type=click.IntRange(min=4), metavar="PIXELS",
+              help="Band shared by neighbouring tiles; keep it above 4x the largest motion (default 128, 1/15 of the long side above 1080p).")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def interpolate(
@@ -108,6 +124,10 @@ def interpolate(
     crf: int,
     preset: str,
     pix_fmt: str | None,
+    flow_scale: str,
+    max_memory: int | None,
+    tile: int | None,
+    tile_overlap: int | None,
     overwrite: bool,
     quiet: bool,
 ) -> None:
@@ -125,6 +145,7 @@ def interpolate(
         lambda: run_interpolate(
             source, destination, factor=factor, fps=fps, input_fps=input_fps, weights=weights, device=device, precision=precision,
             batch_size=batch_size, threads=threads, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
+            flow_scale=float(flow_scale), max_memory=max_memory, tile=tile, tile_overlap=tile_overlap,
             overwrite=overwrite, quiet=quiet,
         )
     )
@@ -146,6 +167,10 @@ def run_interpolate(
     crf: int | None = 18,
     preset: str | None = "medium",
     pix_fmt: str | None = None,
+    flow_scale: float = 1.0,
+    max_memory: int | None = None,
+    tile: int | None = None,
+    tile_overlap: int | None = None,
     overwrite: bool = False,
     quiet: bool = False,
 ) -> Any:
@@ -178,7 +203,11 @@ def run_interpolate(
         f"model {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params on {torch_device} "
         f"({str(dtype).removeprefix('torch.')})"
     )
-    interpolator = FrameInterpolator(model, torch_device, dtype, info.height, info.width)
+    interpolator = FrameInterpolator(
+        model, torch_device, dtype, info.height, info.width, flow_scale=flow_scale, batch_size=batch_size,
+        max_memory=max_memory, tile=tile, overlap=tile_overlap,
+    )
+    console.print(f"flow at scale {flow_scale:g}; {interpolator.plan.describe()}")
     with _Progress(console, expected_output_frames(info, options)) as on_frame:
         summary = convert_video(info, destination, interpolator, options, on_frame=on_frame)
     console.print(

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from vfi_cli.engine.schedule import OutputFrame, Schedule
+from vfi_cli.engine.tiling import MemoryPlan, bytes_per_pixel, cache_bytes_per_pixel, default_budget, plan_memory
 from vfi_cli.errors import VfiError
 from vfi_cli.model.network import Interpolator
 from vfi_cli.model.padding import Padder
@@ -56,7 +57,7 @@ class HasRGB(Protocol):
 @dataclass
 class _Prepared:
     image: torch.Tensor  # [1,3,H',W'] padded, on the device
-    features: torch.Tensor
+    features: torch.Tensor | None  # None when tiled: each tile encodes its own crop
     peak: int  # 255 for uint8 frames, 65535 for uint16 (the RGB of 10-bit video)
 
 
@@ -64,14 +65,39 @@ class FrameInterpolator:
     """Synthesises frames between pairs of RGB arrays of one size (uint8, or uint16 for 10-bit video), in batches.
 
     Each frame is uploaded, padded and encoded to features once (:meth:`prepare`); the prepared
-    frame then serves both pairs it belongs to.
+    frame then serves both pairs it belongs to. Frames too large for ``max_memory`` (default: a
+    share of the free memory, see :mod:`vfi_cli.engine.tiling`) go through the model in fewer
+    pairs per call, or in overlapping tiles; ``tile`` forces tiles of that side. Tiles recompute
+    features per tile: a cached whole-frame feature map alone would be 256 B per pixel, while the
+    7×7 feature layer is about 1% of the network's arithmetic. ``flow_scale`` (1, 0.5, 0.25)
+    estimates flow on downscaled frames.
     """
 
-    def __init__(self, model: Interpolator, device: torch.device, dtype: torch.dtype, height: int, width: int) -> None:
+    def __init__(
+        self,
+        model: Interpolator,
+        device: torch.device,
+        dtype: torch.dtype,
+        height: int,
+        width: int,
+        *,
+        flow_scale: float = 1.0,
+        batch_size: int = 4,
+        max_memory: int | None = None,
+        tile: int | None = None,
+        overlap: int | None = None,
+    ) -> None:
         self.model = model.to(device).eval()
         self.device = device
         self.dtype = dtype
-        self.padder = Padder(height, width, model.stride)
+        self.flow_scale = flow_scale
+        self.padder = Padder(height, width, model.multiple(flow_scale))
+        self.plan: MemoryPlan = plan_memory(
+            self.padder.padded_height, self.padder.padded_width, model.multiple(flow_scale),
+            model_bpp=bytes_per_pixel(model, flow_scale, dtype), cache_bpp=cache_bytes_per_pixel(model, dtype),
+            batch_size=batch_size, budget=default_budget(device) if max_memory is None else max_memory,
+            tile=tile, overlap=overlap,
+        )
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.dtype == torch.float32:
@@ -84,6 +110,8 @@ class FrameInterpolator:
         host = rgb if rgb.dtype == np.uint8 else rgb.astype(np.float32)  # torch has few uint16 kernels
         tensor = torch.from_numpy(np.ascontiguousarray(host)).to(self.device, non_blocking=True)
         image = self.padder.pad(tensor.permute(2, 0, 1).unsqueeze(0).float().div_(peak))
+        if self.plan.tiles is not None:
+            return _Prepared(image=image, features=None, peak=peak)
         with self._autocast():
             features = self.model.features(image)
         return _Prepared(image=image, features=features, peak=peak)
@@ -91,20 +119,48 @@ class FrameInterpolator:
     @torch.inference_mode()
     def synthesize(self, pairs: Sequence[tuple[_Prepared, _Prepared, float]]) -> list[np.ndarray]:
         """Frames at t between each (first, second) pair, as RGB arrays of the inputs' dtype."""
-        if not pairs:
-            return []
-        image1 = torch.cat([p[0].image for p in pairs])
-        image2 = torch.cat([p[1].image for p in pairs])
-        features1 = torch.cat([p[0].features for p in pairs])
-        features2 = torch.cat([p[1].features for p in pairs])
+        results: list[np.ndarray] = []
+        step = self.plan.pairs_per_call
+        for start in range(0, len(pairs), step):
+            chunk = pairs[start : start + step]
+            refined = self._whole(chunk) if self.plan.tiles is None else self._tiled(chunk)
+            peak = chunk[0][0].peak
+            frames = self.padder.unpad(refined).clamp_(0, 1).mul_(peak).round_()
+            if peak == 255:
+                results.extend(frames.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+            else:
+                results.extend(frames.to(torch.int32).permute(0, 2, 3, 1).cpu().numpy().astype(np.uint16))
+        return results
+
+    def _whole(self, pairs: Sequence[tuple[_Prepared, _Prepared, float]]) -> torch.Tensor:
         t = torch.tensor([float(p[2]) for p in pairs], device=self.device)
+        return self._refine(
+            _stack([p[0].image for p in pairs]), _stack([p[1].image for p in pairs]), t,
+            _stack([p[0].features for p in pairs]), _stack([p[1].features for p in pairs]),
+        )
+
+    def _refine(self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor,
+                features1: torch.Tensor | None = None, features2: torch.Tensor | None = None) -> torch.Tensor:
+        """Only Ĩt in float32: the flows, mask and Ît die here, before the next tile's forward pass."""
         with self._autocast():
-            out = self.model(image1, image2, t, features1, features2)
-        peak = pairs[0][0].peak
-        frames = self.padder.unpad(out.refined.float()).clamp_(0, 1).mul_(peak).round_()
-        if peak == 255:
-            return list(frames.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
-        return list(frames.to(torch.int32).permute(0, 2, 3, 1).cpu().numpy().astype(np.uint16))
+            return self.model(image1, image2, t, features1, features2, flow_scale=self.flow_scale).refined.float()
+
+    def _tiled(self, pairs: Sequence[tuple[_Prepared, _Prepared, float]]) -> torch.Tensor:
+        """Each tile through the whole network, blended into the frame with its feather weight."""
+        image1 = _stack([p[0].image for p in pairs])
+        image2 = _stack([p[1].image for p in pairs])
+        t = torch.tensor([float(p[2]) for p in pairs], device=self.device)
+        frame = torch.zeros(image1.shape, device=self.device)
+        grid = self.plan.tiles
+        assert grid is not None
+        for rows, columns, weight in grid.windows(self.device):
+            frame[..., rows, columns] += self._refine(image1[..., rows, columns], image2[..., rows, columns], t) * weight
+        return frame
+
+
+def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """torch.cat, without its copy for the common single tensor."""
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
 
 
 def interpolate_stream(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+import torch.nn.functional as F
 
 from vfi_cli.config import ModelConfig
 from vfi_cli.model.features import FeatureExtractor
@@ -28,9 +29,9 @@ class InterpolatorOutput:
 class Interpolator(nn.Module):
     """Synthesises frame t ∈ (0,1) between I1 (t=0) and I2 (t=1).
 
-    Images are float RGB in [0,1], ``[B,3,H,W]`` with H and W multiples of ``stride`` (use
-    :class:`~vfi_cli.model.padding.Padder`). Features can be passed in so that a frame shared by
-    two neighbouring pairs is encoded once.
+    Images are float RGB in [0,1], ``[B,3,H,W]`` with H and W multiples of
+    :meth:`multiple` (use :class:`~vfi_cli.model.padding.Padder`). Features can be passed in so
+    that a frame shared by two neighbouring pairs is encoded once.
     """
 
     def __init__(self, flow: nn.Module, features: nn.Module, synthesis: nn.Module, stride: int) -> None:
@@ -49,6 +50,11 @@ class Interpolator(nn.Module):
             stride=config.stride,
         )
 
+    def multiple(self, flow_scale: float = 1.0) -> int:
+        """The factor both image sides must be a multiple of: at ``flow_scale`` = 1/n the
+        downscaled image must itself be a multiple of ``stride``, so the full one of n·stride."""
+        return self.stride * flow_factor(flow_scale)
+
     def forward(
         self,
         image1: torch.Tensor,
@@ -56,23 +62,55 @@ class Interpolator(nn.Module):
         t: torch.Tensor,
         features1: torch.Tensor | None = None,
         features2: torch.Tensor | None = None,
+        flow_scale: float = 1.0,
     ) -> InterpolatorOutput:
-        self._check(image1, image2, t)
+        """``flow_scale`` < 1 estimates the flows on frames shrunk by that factor (as RIFE's
+        --scale): large motions become small for the U-Net and its memory falls by the square of
+        the factor; warping and synthesis stay at full resolution."""
+        factor = flow_factor(flow_scale)
+        self._check(image1, image2, t, factor)
         if features1 is None:
             features1 = self.features(image1)
         if features2 is None:
             features2 = self.features(image2)
-        flow1, flow2, mask = self.flow(image1, image2, t)
+        flow1, flow2, mask = self._flow(image1, image2, t, factor)
         coarse = mask * backward_warp(image1, flow1) + (1 - mask) * backward_warp(image2, flow2)
         warped_features = mask * backward_warp(features1, flow1) + (1 - mask) * backward_warp(features2, flow2)
         refined = self.synthesis(coarse, warped_features)
         return InterpolatorOutput(flow1=flow1, flow2=flow2, mask=mask, coarse=coarse, refined=refined)
 
-    def _check(self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor) -> None:
+    def _flow(
+        self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor, factor: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Flows and mask at full resolution, estimated on frames shrunk ``factor`` times.
+
+        Area averaging and bilinear upsampling with align_corners=False agree on where a coarse
+        pixel's centre lies, so a constant flow comes back exactly; flows are upsampled in float32
+        and multiplied by ``factor`` (a coarse pixel spans ``factor`` full ones).
+        """
+        if factor == 1:
+            return self.flow(image1, image2, t)
+        flow1, flow2, mask = self.flow(F.avg_pool2d(image1, factor), F.avg_pool2d(image2, factor), t)
+
+        def upsample(x: torch.Tensor) -> torch.Tensor:
+            return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+
+        return upsample(flow1.float()) * factor, upsample(flow2.float()) * factor, upsample(mask)
+
+    def _check(self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor, factor: int) -> None:
         if image1.dim() != 4 or image1.shape[1] != 3 or image1.shape != image2.shape:
             raise ValueError(f"expected two [B,3,H,W] images of one shape, got {tuple(image1.shape)} and {tuple(image2.shape)}")
         height, width = image1.shape[-2:]
-        if height % self.stride or width % self.stride:
-            raise ValueError(f"image size {height}x{width} is not a multiple of {self.stride}; pad it first")
+        multiple = self.stride * factor
+        if height % multiple or width % multiple:
+            raise ValueError(f"image size {height}x{width} is not a multiple of {multiple}; pad it first")
         if t.shape != (image1.shape[0],):
             raise ValueError(f"expected t of shape ({image1.shape[0]},), got {tuple(t.shape)}")
+
+
+def flow_factor(flow_scale: float) -> int:
+    """The integer n of ``flow_scale`` = 1/n; other scales would make the padding inexact."""
+    factor = round(1 / flow_scale) if flow_scale > 0 else 0
+    if factor < 1 or abs(factor * flow_scale - 1) > 1e-9:
+        raise ValueError(f"flow_scale must be 1/n for a whole n (1, 0.5, 0.25 ...), got {flow_scale}")
+    return factor
