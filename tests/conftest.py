@@ -74,6 +74,17 @@ def write_video(
     return path
 
 
+class BlendInterpolator:
+    """Stands in for FrameInterpolator where the network does not matter: the linear blend of the
+    pair, so a synthesised frame is easy to recognise and a long clip converts in seconds."""
+
+    def prepare(self, rgb: np.ndarray) -> np.ndarray:
+        return rgb.astype(np.float32)
+
+    def synthesize(self, pairs: Sequence[tuple[np.ndarray, np.ndarray, float]]) -> list[np.ndarray]:
+        return [((1 - t) * a + t * b).round().astype(np.uint8) for a, b, t in pairs]
+
+
 @pytest.fixture
 def make_clip(tmp_path: Path) -> Callable[..., Path]:
     """Factory: a translating-texture clip of ``count`` frames at ``rate``, with audio unless told not to."""

@@ -26,6 +26,14 @@ def test_bench_fields_with_given_weights(tiny_weights: Path, tmp_path: Path) -> 
     assert json.loads((tmp_path / "bench.json").read_text()) == json.loads(json.dumps(result))
 
 
+def test_bench_passes_engine_options_through(tiny_weights: Path) -> None:
+    whole = run_bench(size=(64, 96), device="cpu", weights=tiny_weights, warmup=0, iterations=1, quiet=True)
+    tiled = run_bench(size=(64, 96), device="cpu", weights=tiny_weights, warmup=0, iterations=1, quiet=True,
+                      engine={"tile": 32, "overlap": 8, "flow_scale": 0.5})
+    assert "whole frames" in whole["tiling"] and "flow_scale=1.0" in whole["tiling"]
+    assert "tiles of" in tiled["tiling"] and "flow_scale=0.5" in tiled["tiling"]
+
+
 def test_bench_command_random_weights_and_e2e(make_clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("vfi_cli.model.weights.weights_search_path", lambda: [tmp_path / "empty"])
     clip = make_clip(count=6, size=(32, 32), audio=False)

@@ -100,6 +100,9 @@ def _parse_memory(ctx: click.Context, param: click.Parameter, value: str | None)
 @click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True, help="Quality for CRF encoders (lower is better).")
 @click.option("--preset", default="medium", show_default=True, help="Encoder speed preset (x264/x265/SVT-AV1).")
 @click.option("--pix-fmt", help="Output pixel format (default: the input's, when the encoder takes it).")
+@click.option("--scene-threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Cut score above which a pair counts as a hard cut and is not interpolated (default 0.3; lower finds more cuts).")
+@click.option("--no-scene-detect", is_flag=True, help="Interpolate across hard cuts too (identical frames are still copied).")
 @click.option("--scale", "flow_scale", type=click.Choice(["1", "0.5", "0.25"]), default="1", show_default=True,
               help="Estimate flow on frames shrunk by this (0.5 for 4K, 0.25 for 8K, as RIFE's --scale).")
 @click.option("--max-memory", callback=_parse_memory, metavar="SIZE",
@@ -124,6 +127,8 @@ def interpolate(
     crf: int,
     preset: str,
     pix_fmt: str | None,
+    scene_threshold: float | None,
+    no_scene_detect: bool,
     flow_scale: str,
     max_memory: int | None,
     tile: int | None,
@@ -132,6 +137,8 @@ def interpolate(
     quiet: bool,
 ) -> None:
     """Convert IN to a higher frame rate and write OUT (audio is copied)."""
+    if no_scene_detect and scene_threshold is not None:
+        _fail("give either --scene-threshold or --no-scene-detect, not both", 2)
     if factor is not None and fps_text is not None:
         _fail("give either --factor or --fps, not both", 2)
     try:
@@ -145,8 +152,8 @@ def interpolate(
         lambda: run_interpolate(
             source, destination, factor=factor, fps=fps, input_fps=input_fps, weights=weights, device=device, precision=precision,
             batch_size=batch_size, threads=threads, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
-            flow_scale=float(flow_scale), max_memory=max_memory, tile=tile, tile_overlap=tile_overlap,
-            overwrite=overwrite, quiet=quiet,
+            scene_detect=not no_scene_detect, scene_threshold=scene_threshold, flow_scale=float(flow_scale),
+            max_memory=max_memory, tile=tile, tile_overlap=tile_overlap, overwrite=overwrite, quiet=quiet,
         )
     )
 
@@ -167,6 +174,8 @@ def run_interpolate(
     crf: int | None = 18,
     preset: str | None = "medium",
     pix_fmt: str | None = None,
+    scene_detect: bool = True,
+    scene_threshold: float | None = None,
     flow_scale: float = 1.0,
     max_memory: int | None = None,
     tile: int | None = None,
@@ -174,12 +183,16 @@ def run_interpolate(
     overwrite: bool = False,
     quiet: bool = False,
 ) -> Any:
-    """Everything ``vfi interpolate`` does after parsing; returns the pipeline's summary."""
+    """Everything ``vfi interpolate`` does after parsing; returns the pipeline's summary.
+
+    ``scene_threshold`` None means the default cut threshold; ``scene_detect=False`` turns cut detection off.
+    """
     import torch
     from rich.console import Console
 
     from vfi_cli.engine.pipeline import ConvertOptions, convert_video, expected_output_frames
     from vfi_cli.engine.runner import FrameInterpolator, resolve_device, resolve_precision
+    from vfi_cli.engine.scenes import DEFAULT_CUT_THRESHOLD
     from vfi_cli.model.weights import load_weights
     from vfi_cli.video.images import probe_images
     from vfi_cli.video.reader import probe
@@ -190,6 +203,7 @@ def run_interpolate(
     options = ConvertOptions(
         factor=factor, fps=fps, batch_size=batch_size,
         encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
+        scene_threshold=(DEFAULT_CUT_THRESHOLD if scene_threshold is None else scene_threshold) if scene_detect else None,
     )
     torch_device = resolve_device(device)
     dtype = resolve_precision(precision, torch_device)
@@ -213,6 +227,7 @@ def run_interpolate(
     console.print(
         f"Wrote {summary.output}: {summary.frames_out} frames at {_rate(summary.rate_out)} fps "
         f"({summary.frames_in} in, {summary.synthesized} synthesised), duration {float(summary.duration_out):.3f} s; "
+        f"{_cuts(summary, scene_detect)}, {summary.static_pairs} static pair(s) copied; "
         f"{summary.seconds:.1f} s, {summary.frames_out / max(summary.seconds, 1e-9):.2f} frames/s"
     )
     if summary.frames_lost:  # shown even with --quiet: the output lacks frames of the input
@@ -222,6 +237,10 @@ def run_interpolate(
             err=True,
         )
     return summary
+
+
+def _cuts(summary: Any, scene_detect: bool) -> str:
+    return f"{summary.cuts} scene cut(s) kept sharp" if scene_detect else "scene detection off"
 
 
 def _rate(rate: Fraction) -> str:
@@ -296,6 +315,207 @@ def run_info(weights: Path | None) -> None:
     click.echo(f"  {'total':<10} {sum(p.numel() for p in model.parameters()):>10,d} parameters")
 
 
+# ----------------------------------------------------------------------------- train / export
+
+_RESUME_OVERRIDABLE = {"steps", "epochs", "workers", "device", "log_every", "val_every", "checkpoint_every", "sample_every", "val_triplets"}
+
+
+def _parse_data(values: tuple[str, ...], roots: tuple[Path, ...]) -> list[dict[str, Any]]:
+    """``--data KIND[:ROOT][@WEIGHT]``; kinds given without a root take the ``--data-root``s in order."""
+    from vfi_cli.train.data import KINDS
+
+    specs = []
+    spare_roots = list(roots)
+    for value in values:
+        text, _, weight = value.partition("@")
+        kind, _, root = text.partition(":")
+        if kind not in KINDS:
+            raise VfiError(f"unknown --data kind {kind!r} (use {', '.join(KINDS)})")
+        if not root and kind != "synthetic":
+            if not spare_roots:
+                raise VfiError(f"--data {kind} needs a folder: add --data-root PATH or write --data {kind}:PATH")
+            root = str(spare_roots.pop(0))
+        try:
+            share = float(weight) if weight else 1.0
+        except ValueError:
+            raise VfiError(f"bad mix weight in --data {value!r}") from None
+        specs.append({"kind": kind, "root": root or None, "weight": share})
+    if spare_roots:
+        raise VfiError(f"--data-root {spare_roots[0]} is not used by any --data")
+    return specs
+
+
+@main.command()
+@click.option("--run-dir", type=click.Path(path_type=Path), required=True, help="Folder of the run: config, logs, samples, checkpoints.")
+@click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last checkpoint (may raise --steps/--epochs).")
+@click.option("--data", "data", multiple=True, metavar="KIND[:ROOT][@W]", help="synthetic, videos, ucf101, cityscapes; repeat to mix with weights W.")
+@click.option("--data-root", "data_roots", multiple=True, type=click.Path(path_type=Path), help="Root folder of a --data given without one (in order).")
+@click.option("--steps", type=click.IntRange(min=1), help="Train this many steps in all ...")
+@click.option("--epochs", type=click.IntRange(min=1), help="... or this many epochs.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Triplets per step (default 8).")
+@click.option("--crop", type=click.IntRange(min=32), help="Side of the random square crop fed to the network (default 256).")
+@click.option("--train-scale", type=float, help="Downscale frames by this before cropping; the originals give the real RoI patches.")
+@click.option("--model-config", type=click.Path(exists=True, path_type=Path), help="JSON of a ModelConfig (network widths).")
+@click.option("--lr", type=float, help="Adam learning rate (default 1e-4).")
+@click.option("--lr-decay", type=float, help="Factor applied every --lr-decay-epochs (default 0.1).")
+@click.option("--lr-decay-epochs", type=click.IntRange(min=1), help="Default 10.")
+@click.option("--adversarial", type=click.Choice(["none", "image", "instance"]), help="Ours-baseline / Ours-gan / Ours-roigan (default instance).")
+@click.option("--proposals", type=click.Choice(["motion", "maskrcnn"]), help="Where the RoIs come from (default motion).")
+@click.option("--num-rois", type=click.IntRange(min=1), help="RoIs per image (default 16).")
+@click.option("--d-steps", type=click.IntRange(min=1), help="Discriminator updates per generator update (default 2).")
+@click.option("--d-channels", type=click.IntRange(min=1), help="Width of the discriminator's first layer (default 64).")
+@click.option("--flow-teacher", type=click.Choice(["dis"]), help="Supervise the flow module with OpenCV DIS flow (deviation from the paper).")
+@click.option("--teacher-weight", type=float, help="Starting weight of the flow teacher (default 1.0), decayed linearly ...")
+@click.option("--teacher-decay-steps", type=click.IntRange(min=1), help="... to zero over this many steps (default 5000).")
+@click.option("--lambda", "lambdas", multiple=True, metavar="NAME=VALUE", help="Loss weight: photometric, perceptual, smoothness, discriminator, adversarial.")
+@click.option("--feature-init", type=click.Choice(["learned", "resnet18"]), help="Feature extractor start (default learned).")
+@click.option("--resnet18-weights", type=click.Path(path_type=Path), help="Local torchvision ResNet-18 weights for --feature-init resnet18.")
+@click.option("--vgg-weights", type=click.Path(path_type=Path), help="Local torchvision VGG-16 weights for the perceptual loss.")
+@click.option("--detector-weights", type=click.Path(path_type=Path), help="Local Mask R-CNN weights for --proposals maskrcnn.")
+@click.option("--allow-download", is_flag=True, default=None, help="Let torchvision download missing pretrained weights.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Decoded-frame cache (default RUN_DIR/cache).")
+@click.option("--workers", type=click.IntRange(min=0), help="DataLoader worker processes (default 2).")
+@click.option("--val-every", type=click.IntRange(min=1), help="Validate every N steps (default 500).")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), help="Checkpoint every N steps (default 250).")
+@click.option("--sample-every", type=click.IntRange(min=1), help="Write a sample grid every N steps (default 500).")
+@click.option("--log-every", type=click.IntRange(min=1), help="Log losses every N steps (default 10).")
+@click.option("--seed", type=int, help="Seed of the data order, crops and initialisation (default 0).")
+@click.option("--device", help="auto, cpu, cuda or cuda:N (default auto).")
+@click.option("--no-amp", "amp", flag_value=False, default=None, help="Train in fp32 on CUDA too.")
+@click.option("--export", "export_path", type=click.Path(path_type=Path), help="Also write the trained generator here (.safetensors + card).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def train(run_dir: Path, resume: bool, data: tuple[str, ...], data_roots: tuple[Path, ...], lambdas: tuple[str, ...],
+          model_config: Path | None, export_path: Path | None, quiet: bool, **options: Any) -> None:
+    """Train the network with instance-level adversarial learning (paper §3.3–3.5)."""
+    _run(lambda: run_train(run_dir, resume=resume, data=data, data_roots=data_roots, lambdas=lambdas,
+                           model_config=model_config, export_path=export_path, quiet=quiet, **options))
+
+
+def resolve_train_config(run_dir: Path, resume: bool, given: dict[str, Any]) -> Any:
+    """The run's configuration: the options given over the defaults, or over the saved config on --resume."""
+    import json
+
+    from vfi_cli.train.trainer import TrainConfig, command_line
+
+    given = {k: v for k, v in given.items() if v is not None}
+    if resume:
+        saved_path = run_dir / "config.json"
+        if not saved_path.exists():
+            raise VfiError(f"nothing to resume: {saved_path} is missing")
+        saved = json.loads(saved_path.read_text())
+        changed = sorted(k for k, v in given.items() if k not in _RESUME_OVERRIDABLE and saved.get(k) != v)
+        if changed:
+            raise VfiError(f"--resume keeps the run's settings; cannot change {', '.join(changed)}")
+        if "steps" in given or "epochs" in given:
+            saved["steps"], saved["epochs"] = given.get("steps"), given.get("epochs")
+        saved.update({k: v for k, v in given.items() if k in _RESUME_OVERRIDABLE and k not in ("steps", "epochs")})
+        saved["command"] = (saved.get("command", "") + " ; " + command_line()).strip(" ;")
+        return TrainConfig.from_dict(saved)
+    return TrainConfig(run_dir=str(run_dir), command=command_line(), **given)
+
+
+def run_train(run_dir: Path, *, resume: bool = False, data: tuple[str, ...] = (), data_roots: tuple[Path, ...] = (),
+              lambdas: tuple[str, ...] = (), model_config: Path | None = None, export_path: Path | None = None,
+              quiet: bool = False, **options: Any) -> Any:
+    """Everything ``vfi train`` does after parsing; returns the trainer's result."""
+    import json
+
+    from rich.console import Console
+
+    from vfi_cli.config import ModelConfig
+    from vfi_cli.train.trainer import LossWeights, Trainer, export_checkpoint
+
+    given = {k: str(v) if isinstance(v, Path) else v for k, v in options.items()}
+    if data:
+        given["data"] = _parse_data(data, data_roots)
+    elif data_roots:
+        raise VfiError("--data-root needs a --data kind")
+    if model_config is not None:
+        try:
+            given["model"] = ModelConfig.from_dict(json.loads(model_config.read_text())).to_dict()
+        except (ValueError, TypeError) as exc:
+            raise VfiError(f"bad --model-config {model_config}: {exc}") from exc
+    weights: dict[str, float] = {}
+    for item in lambdas:
+        name, _, value = item.partition("=")
+        if name not in LossWeights.__dataclass_fields__ or name == "teacher":
+            raise VfiError(f"unknown loss weight {name!r} in --lambda (use photometric, perceptual, smoothness, discriminator, adversarial)")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise VfiError(f"--lambda {item!r} needs NAME=NUMBER") from None
+    teacher_weight = given.pop("teacher_weight", None)
+    if teacher_weight is not None:
+        weights["teacher"] = teacher_weight
+    if weights:
+        given["losses"] = {**LossWeights().__dict__, **weights}
+    config = resolve_train_config(run_dir, resume, given)
+    trainer = Trainer(config, resume=resume)
+    console = Console(stderr=True, quiet=quiet or not trainer.env.main, soft_wrap=True)
+    console.print(
+        f"run {run_dir}: {len(trainer.train_data)} training triplets, {len(trainer.val_data or [])} held out; "
+        f"step {trainer.step}/{trainer.total_steps}; adversarial {config.adversarial}; perceptual loss {trainer.perceptual.source}"
+    )
+    with _TrainProgress(console, trainer.total_steps, trainer.step) as on_step:
+        result = trainer.fit(on_step)
+    console.print(f"stopped at step {result.step}: {', '.join(f'{k} {v:.4g}' for k, v in result.last_metrics.items())}")
+    if export_path is not None and trainer.env.main:
+        card = export_checkpoint(run_dir / "checkpoints" / "last.pt", export_path)
+        console.print(f"exported {export_path} (sha256 {card['sha256'][:12]}…)")
+    return result
+
+
+class _TrainProgress:
+    """Steps, losses, steps/s and ETA of a training run."""
+
+    def __init__(self, console: Any, total: int, done: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._bar = Progress(
+            TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+            TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[losses]}"),
+            console=console, disable=console.quiet,
+        )
+        self._task = self._bar.add_task("training", total=total, completed=done, rate="", losses="")
+
+    def __enter__(self) -> Callable[[int, int, dict[str, float]], None]:
+        self._bar.start()
+
+        def on_step(step: int, total: int, losses: dict[str, float]) -> None:
+            speed = self._bar.tasks[0].speed
+            shown = " ".join(f"{k[:5]} {v:.3g}" for k, v in losses.items() if k != "lr")
+            self._bar.update(self._task, completed=step, rate=f"{speed:.2f} steps/s" if speed else "", losses=shown)
+
+        return on_step
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("destination", metavar="OUT", type=click.Path(path_type=Path))
+@click.option("--half", is_flag=True, help="Store fp16 weights (half the file size).")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+def export(checkpoint: Path, destination: Path, half: bool, overwrite: bool) -> None:
+    """Write a training checkpoint's generator as weights for `vfi interpolate --weights`."""
+    _run(lambda: run_export(checkpoint, destination, half=half, overwrite=overwrite))
+
+
+def run_export(checkpoint: Path, destination: Path, *, half: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    from vfi_cli.train.trainer import export_checkpoint
+
+    if checkpoint.is_dir():
+        checkpoint = checkpoint / "checkpoints" / "last.pt"
+    if destination.exists() and not overwrite:
+        raise VfiError(f"output exists: {destination} (pass --overwrite to replace it)")
+    if not destination.parent.resolve().is_dir():
+        raise VfiError(f"output directory does not exist: {destination.parent}")
+    card = export_checkpoint(checkpoint, destination, half=half)
+    click.echo(f"wrote {destination} and its card (sha256 {card['sha256']})")
+    return card
+
+
 # ----------------------------------------------------------------------------- eval / bench
 
 
@@ -349,12 +569,17 @@ def eval_command(source: Path, no_model: bool, trimap_widths: tuple[str, ...], *
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the model (default: PyTorch's choice).")
 @click.option("--warmup", type=click.IntRange(min=0), help="Untimed calls first (default 3 on CUDA, 1 on the CPU).")
 @click.option("--iterations", type=click.IntRange(min=1), help="Timed calls (default 20 on CUDA, 3 on the CPU).")
+@click.option("--scale", "flow_scale", type=click.Choice(["1", "0.5", "0.25"]), default="1", show_default=True, help="Flow on shrunk frames, as in vfi interpolate.")
+@click.option("--max-memory", callback=_parse_memory, metavar="SIZE", help="Memory for the model, as in vfi interpolate (e.g. 6G).")
+@click.option("--tile", type=click.IntRange(min=16), metavar="PIXELS", help="Always cut frames into tiles of this side.")
+@click.option("--tile-overlap", type=click.IntRange(min=4), metavar="PIXELS", help="Band shared by neighbouring tiles.")
 @click.option("--e2e", type=click.Path(path_type=Path), metavar="VIDEO", help="Also convert VIDEO (output discarded): output frames/s and decode/model/encode shares.")
 @click.option("--factor", type=click.IntRange(min=2), default=2, show_default=True, help="Frame-rate factor of the --e2e run.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the figures here as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Only the table.")
-def bench(**options: Any) -> None:
+def bench(flow_scale: str, max_memory: int | None, tile: int | None, tile_overlap: int | None, **options: Any) -> None:
     """Milliseconds per interpolated frame at 1024x2048 (the paper's 0.36 s), memory, and end-to-end speed."""
     from vfi_cli.evaluation.bench import run_bench
 
-    _run(lambda: run_bench(**options))
+    engine = {"flow_scale": float(flow_scale), "max_memory": max_memory, "tile": tile, "overlap": tile_overlap}
+    _run(lambda: run_bench(engine=engine, **options))

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from vfi_cli.engine.runner import FrameInterpolator, interpolate_stream
+from vfi_cli.engine.runner import FrameInterpolator, PairCounts, interpolate_stream
+from vfi_cli.engine.scenes import DEFAULT_CUT_THRESHOLD, SceneDetector
 from vfi_cli.engine.schedule import DEFAULT_TOLERANCE, OutputFrame, Schedule, round_half_up
 from vfi_cli.video.color import convert_format, from_rgb
 from vfi_cli.video.images import PngFolderWriter, is_folder_output, read_images
@@ -34,6 +35,7 @@ class ConvertOptions:
     fps: Fraction | None = None
     batch_size: int = 4
     encode: EncodeSettings = EncodeSettings()
+    scene_threshold: float | None = DEFAULT_CUT_THRESHOLD  # None: no cut detection (identical frames are still copied)
 
     def output_rate(self, rate_in: Fraction) -> Fraction:
         if (self.factor is None) == (self.fps is None):
@@ -55,6 +57,8 @@ class Summary:
     busy_seconds: dict[str, float]  # time each stage (decode, model, encode) spent working, not waiting
     frames_lost: int = 0  # input frames that could not be decoded (corrupt packets), skipped
     decode_error: str | None = None  # the first decoding error, when frames were lost
+    cuts: int = 0  # input pairs straddling a hard cut (not interpolated: the nearer frame is repeated)
+    static_pairs: int = 0  # pairs of identical input frames (copied, not synthesised)
 
 
 class _Stopped(Exception):
@@ -145,6 +149,7 @@ def convert_video(
     decoded = _Channel(queue_size, stop)
     produced = _Channel(queue_size, stop)
     synthesized = 0
+    counts = PairCounts()
 
     reader = FrameReader(info, keep_depth=True)
 
@@ -174,8 +179,9 @@ def convert_video(
             stage.start()
         try:
             model_started = time.perf_counter()
-            for job, payload in interpolate_stream(decoded, schedule, interpolator, options.batch_size):
-                synthesized += not job.is_copy
+            detector = None if options.scene_threshold is None else SceneDetector(options.scene_threshold)
+            for job, payload in interpolate_stream(decoded, schedule, interpolator, options.batch_size, detector, counts):
+                synthesized += isinstance(payload, np.ndarray)
                 produced.put((job, payload))
             produced.put(_END)
             model_seconds = time.perf_counter() - model_started
@@ -196,6 +202,8 @@ def convert_video(
         frames_in=schedule.inputs,
         frames_out=schedule.outputs,
         synthesized=synthesized,
+        cuts=counts.cuts,
+        static_pairs=counts.static,
         rate_in=info.rate,
         rate_out=rate_out,
         duration_in=schedule.input_duration,

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from vfi_cli.engine.scenes import SceneDetector, thumbnail as scene_thumbnail
 from vfi_cli.engine.schedule import OutputFrame, Schedule
 from vfi_cli.engine.tiling import MemoryPlan, bytes_per_pixel, cache_bytes_per_pixel, default_budget, plan_memory
 from vfi_cli.errors import VfiError
@@ -163,25 +164,64 @@ def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
     return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
 
 
+@dataclass
+class PairCounts:
+    """How many pairs of consecutive input frames were not interpolated, and why."""
+
+    cuts: int = 0  # a hard cut between the two frames: each output frame repeats the nearer one
+    static: int = 0  # the same picture twice: output frames repeat it exactly
+
+
 def interpolate_stream(
     frames: Iterable[HasRGB],
     schedule: Schedule,
     interpolator: FrameInterpolator,
     batch_size: int,
+    detector: SceneDetector | None = None,
+    counts: PairCounts | None = None,
 ) -> Iterator[tuple[OutputFrame, HasRGB | np.ndarray]]:
-    """Yield every output frame in order: the input frame itself for copies, an RGB array otherwise.
+    """Yield every output frame in order: an input frame itself for copies, an RGB array otherwise.
 
     Synthesis jobs are gathered until ``batch_size`` of them are pending; only the input frames
-    that pending or future jobs can still use are kept.
+    that pending or future jobs can still use are kept. Nothing is synthesised across a cut found
+    by ``detector`` (None: no cut detection): output frames before the midpoint of the pair repeat
+    its first frame, those at or after it the second, as nearest-neighbour resampling would. Pairs of
+    identical frames repeat the first, so a still picture stays pixel-identical. ``counts`` tallies both.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
+    counts = counts if counts is not None else PairCounts()
     window: dict[int, HasRGB] = {}
     prepared: dict[int, _Prepared] = {}
     pending: list[OutputFrame] = []
+    cuts: set[int] = set()  # left index of each pair that straddles a cut
+    statics: set[int] = set()  # left index of each pair of identical frames
+    thumbnails: dict[int, np.ndarray] = {}
+
+    def classify(index: int) -> None:
+        """Decide whether the pair (index - 1, index) may be interpolated."""
+        if detector is not None:
+            thumbnails[index] = scene_thumbnail(window[index].rgb)
+        if index == 0:
+            return
+        first, second = window[index - 1].rgb, window[index].rgb
+        if SceneDetector.is_duplicate(first, second):
+            statics.add(index - 1)
+            counts.static += 1
+        elif detector is not None and detector.is_cut_between(thumbnails[index - 1], thumbnails[index]):
+            cuts.add(index - 1)
+            counts.cuts += 1
+
+    def repeats(job: OutputFrame) -> int | None:
+        """The input frame that output frame ``job`` repeats, or None when it is synthesised."""
+        if job.is_copy or job.left in statics:
+            return job.left
+        if job.left in cuts:
+            return job.left + (job.t >= Fraction(1, 2))
+        return None
 
     def flush() -> Iterator[tuple[OutputFrame, HasRGB | np.ndarray]]:
-        jobs = [job for job in pending if not job.is_copy]
+        jobs = [job for job in pending if repeats(job) is None]
         made: dict[int, np.ndarray] = {}
         for start in range(0, len(jobs), batch_size):
             chunk = jobs[start : start + batch_size]
@@ -194,19 +234,23 @@ def interpolate_stream(
             for job, rgb in zip(chunk, interpolator.synthesize(pairs)):
                 made[job.number] = rgb
         for job in pending:
-            yield job, (window[job.left] if job.is_copy else made[job.number])
+            source = repeats(job)
+            yield job, (made[job.number] if source is None else window[source])
         pending.clear()
 
     def release(keep_from: int) -> None:
-        for store in (window, prepared):
+        for store in (window, prepared, thumbnails):
             for index in [i for i in store if i < keep_from]:
                 del store[index]
+        for marks in (cuts, statics):
+            marks.difference_update([i for i in marks if i < keep_from])
 
     index = -1
     for index, frame in enumerate(frames):
         window[index] = frame
+        classify(index)
         pending.extend(schedule.add_input(frame.time))
-        synth_pending = sum(not job.is_copy for job in pending)
+        synth_pending = sum(repeats(job) is None for job in pending)
         if synth_pending == 0 or synth_pending >= batch_size:
             yield from flush()
         release(min([index] + [job.left for job in pending]))

@@ -42,10 +42,15 @@ def run_bench(
     iterations: int | None = None,
     e2e: Path | None = None,
     factor: int = 2,
+    engine: dict[str, Any] | None = None,
     json_path: Path | None = None,
     quiet: bool = False,
 ) -> dict[str, Any]:
-    """Everything ``vfi bench`` does after parsing: prints the figures and returns them."""
+    """Everything ``vfi bench`` does after parsing: prints the figures and returns them.
+
+    ``engine`` holds :class:`FrameInterpolator` options as ``vfi interpolate`` passes them
+    (``flow_scale``, ``max_memory``, ``tile``, ``overlap``).
+    """
     import torch
     from rich.console import Console
 
@@ -81,7 +86,8 @@ def run_bench(
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
-    result.update(time_model(model, torch_device, dtype, size, batch_size=batch_size, warmup=warmup, iterations=iterations))
+    engine = {"batch_size": batch_size, **(engine or {})}
+    result.update(time_model(model, torch_device, dtype, size, warmup=warmup, iterations=iterations, engine=engine))
     console.print(f"model: median {result['ms_per_frame']['median']:.1f} ms per frame")
     if e2e is not None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -89,7 +95,7 @@ def run_bench(
         with Progress(TextColumn(f"end to end, x{factor}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       console=console, disable=quiet) as progress:
             task = progress.add_task("e2e", total=None)
-            result["e2e"] = time_pipeline(model, torch_device, dtype, e2e, factor=factor, batch_size=batch_size,
+            result["e2e"] = time_pipeline(model, torch_device, dtype, e2e, factor=factor, engine=engine,
                                           on_frame=lambda done: progress.update(task, completed=done))
     Console(soft_wrap=True).print(bench_table(result))
     if json_path is not None:
@@ -132,12 +138,14 @@ def device_name(device: Any) -> str:
 
 
 def time_model(
-    model: Any, device: Any, dtype: Any, size: tuple[int, int], *, batch_size: int = 1, warmup: int = 1, iterations: int = 3
+    model: Any, device: Any, dtype: Any, size: tuple[int, int], *, warmup: int = 1, iterations: int = 3,
+    engine: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Median / min / max milliseconds per interpolated frame, frames per second and peak memory.
 
-    Each timed call interpolates ``batch_size`` frames from two new RGB frames each, through the
-    same :class:`FrameInterpolator` calls the pipeline makes; CUDA is synchronised around each call.
+    Each timed call interpolates ``engine["batch_size"]`` frames from two new RGB frames each,
+    through the same :class:`FrameInterpolator` calls the pipeline makes; CUDA is synchronised
+    around each call.
     """
     import torch
 
@@ -145,8 +153,10 @@ def time_model(
 
     if iterations < 1:
         raise VfiError("--iterations must be at least 1")
+    engine = {"batch_size": 1, **(engine or {})}
+    batch_size = engine["batch_size"]
     height, width = size
-    interpolator = FrameInterpolator(model, device, dtype, height, width)
+    interpolator = FrameInterpolator(model, device, dtype, height, width, **engine)
     rng = np.random.default_rng(0)
     first = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
     second = np.roll(first, (3, 5), axis=(0, 1))
@@ -204,7 +214,7 @@ def _peak_rss() -> int:
     return peak if sys.platform == "darwin" else peak * 1024
 
 
-def time_pipeline(model: Any, device: Any, dtype: Any, video: Path, *, factor: int = 2, batch_size: int = 1,
+def time_pipeline(model: Any, device: Any, dtype: Any, video: Path, *, factor: int = 2, engine: dict[str, Any] | None = None,
                   on_frame: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Convert ``video`` (output discarded) and report output frames/s and each stage's busy share of the wall time.
 
@@ -214,11 +224,12 @@ def time_pipeline(model: Any, device: Any, dtype: Any, video: Path, *, factor: i
     from vfi_cli.engine.runner import FrameInterpolator
     from vfi_cli.video.reader import probe
 
+    engine = {"batch_size": 1, **(engine or {})}
     info = probe(video)
-    interpolator = FrameInterpolator(model, device, dtype, info.height, info.width)
+    interpolator = FrameInterpolator(model, device, dtype, info.height, info.width, **engine)
     with tempfile.TemporaryDirectory(prefix="vfi-bench-") as folder:
         summary = convert_video(info, Path(folder) / f"out{video.suffix or '.mkv'}", interpolator,
-                                ConvertOptions(factor=factor, batch_size=batch_size), on_frame=on_frame)
+                                ConvertOptions(factor=factor, batch_size=engine["batch_size"]), on_frame=on_frame)
     wall = max(summary.seconds, 1e-9)
     return {
         "video": str(video),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -14,6 +13,7 @@ from vfi_cli.errors import VideoError
 from vfi_cli.video import ffmpeg_message
 from vfi_cli.video.color import ColorInfo, bit_depth
 from vfi_cli.video.reader import VideoInfo, local_url
+from vfi_cli.video.streams import OtherStreams
 
 # Encoders whose quality is set by CRF and speed by a named preset.
 _CRF_ENCODERS = {"libx264", "libx265", "libvpx-vp9", "libsvtav1", "libaom-av1"}
@@ -86,10 +86,7 @@ class VideoWriter:
         self.frames_written = 0
         self._container: av.container.OutputContainer | None = None
         self._stream: av.video.stream.VideoStream | None = None
-        self._audio_input: av.container.InputContainer | None = None
-        self._audio_packets: Iterator[av.Packet] | None = None
-        self._audio_map: dict[int, av.stream.Stream] = {}
-        self._next_audio: av.Packet | None = None
+        self._others: OtherStreams | None = None  # the input's audio, subtitles, data, chapters, tags
         self._committed = False
 
     def __enter__(self) -> VideoWriter:
@@ -103,7 +100,9 @@ class VideoWriter:
             ) from exc
         try:
             self._add_video_stream()
-            self._add_audio_streams()
+            if self.source.path.is_file():  # not a folder of images
+                assert self._stream is not None
+                self._others = OtherStreams(self.source.path, self._container, self._stream, self.destination.suffix)
             self._start()
         except BaseException:
             self._close_quietly()
@@ -155,41 +154,6 @@ class VideoWriter:
         stream.options = options
         self._stream = stream
 
-    def _add_audio_streams(self) -> None:
-        if not self.source.audio_streams:
-            return
-        assert self._container is not None
-        self._audio_input = av.open(local_url(self.source.path), mode="r")
-        inputs = list(self._audio_input.streams.audio)
-        for stream in inputs:
-            try:
-                self._audio_map[stream.index] = self._container.add_stream_from_template(stream)
-            except (av.FFmpegError, ValueError) as exc:
-                raise VideoError(
-                    f"cannot copy {stream.codec_context.name} audio into {self.destination.suffix or 'this'} files: {exc}"
-                ) from exc
-        self._audio_packets = self._audio_input.demux(*inputs)
-        self._advance_audio()
-
-    def _advance_audio(self) -> None:
-        assert self._audio_packets is not None
-        for packet in self._audio_packets:
-            if packet.dts is not None and packet.size:
-                self._next_audio = packet
-                return
-        self._next_audio = None
-
-    def _mux_audio_until(self, time: Fraction | None) -> None:
-        """Copy audio packets up to ``time`` (absolute seconds; None: all the rest)."""
-        assert self._container is not None
-        while self._next_audio is not None:
-            packet = self._next_audio
-            if time is not None and packet.pts is not None and Fraction(packet.pts) * packet.time_base > time:
-                return
-            packet.stream = self._audio_map[packet.stream_index]
-            self._container.mux(packet)
-            self._advance_audio()
-
     def write(self, frame: av.VideoFrame, time: Fraction | None = None) -> None:
         """Encode the next output frame at ``time`` (seconds from the first frame; default: the frame
         count over the rate). The video starts where the input's did, so audio stays aligned."""
@@ -202,7 +166,8 @@ class VideoWriter:
         frame.pict_type = av.video.frame.PictureType.NONE
         try:
             packets = self._stream.encode(frame)
-            self._mux_audio_until(time)
+            if self._others is not None:
+                self._others.mux_until(time)
             self._container.mux(packets)
         except av.FFmpegError as exc:
             raise VideoError(f"writing {self.destination.name} failed: {ffmpeg_message(exc)}") from exc
@@ -213,22 +178,23 @@ class VideoWriter:
         assert self._container is not None and self._stream is not None
         try:
             self._container.mux(self._stream.encode(None))
-            self._mux_audio_until(None)
+            if self._others is not None:
+                self._others.mux_until(None)
             self._container.close()
         except av.FFmpegError as exc:
             raise VideoError(f"writing {self.destination.name} failed: {ffmpeg_message(exc)}") from exc
         finally:
-            if self._audio_input is not None:
-                self._audio_input.close()
+            if self._others is not None:
+                self._others.close()
         os.replace(self.temporary, self.destination)
         self._committed = True
 
     def _close_quietly(self) -> None:
-        for container in (self._container, self._audio_input):
-            if container is None:
+        for resource in (self._container, self._others):
+            if resource is None:
                 continue
             try:
-                container.close()
+                resource.close()
             except Exception:  # noqa: BLE001 - already failing; the temporary file is removed next
                 pass
 

@@ -1,0 +1,142 @@
+"""The training loop: each adversarial mode learns, RoIs reach the discriminator, resume is exact, DDP runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from tests.conftest import TINY_CONFIG
+from vfi_cli.cli import main, run_export
+from vfi_cli.model.weights import load_weights
+from vfi_cli.train.data import collate_triplets
+from vfi_cli.train.trainer import Trainer, TrainConfig
+
+SMALL = dict(
+    data=[{"kind": "synthetic", "root": None, "weight": 1.0}],
+    model=TINY_CONFIG.to_dict(),
+    crop=64,
+    batch_size=2,
+    workers=0,
+    num_rois=4,
+    log_every=1,
+    val_every=10_000,
+    sample_every=10_000,
+    checkpoint_every=10_000,
+    val_triplets=2,
+    d_channels=8,
+)
+
+
+def _config(run_dir: Path, **changes: object) -> TrainConfig:
+    return TrainConfig(run_dir=str(run_dir), **{**SMALL, **changes})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", ["none", "image", "instance"])
+def test_each_adversarial_mode_lowers_the_loss_on_a_fixed_batch(tmp_path: Path, mode: str) -> None:
+    torch.manual_seed(0)
+    trainer = Trainer(_config(tmp_path / mode, adversarial=mode, steps=1, lr=5e-3))
+    batch = collate_triplets([trainer.train_data[i] for i in range(2)])
+
+    def interpolation_loss() -> float:
+        with torch.no_grad():
+            losses = trainer._generator_losses(trainer.model(batch["image1"], batch["image2"], batch["t"]), batch)
+        return float(losses["photometric"] + losses["perceptual"])
+
+    before = interpolation_loss()
+    for _ in range(40):
+        logged = trainer.train_step(batch)
+    after = interpolation_loss()
+    assert after < 0.85 * before, (before, after)
+    assert ("adversarial" in logged) == (mode != "none") and ("discriminator" in logged) == (mode != "none")
+
+
+def test_instance_discriminator_sees_exactly_k_rois_per_image(tmp_path: Path) -> None:
+    trainer = Trainer(_config(tmp_path, adversarial="instance", steps=1, num_rois=5, roi_size=32))
+    seen: list[tuple[int, ...]] = []
+    trainer.discriminator.register_forward_hook(lambda module, args, out: seen.append(tuple(args[0].shape)))
+    batch = collate_triplets([trainer.train_data[i] for i in range(2)])
+    trainer.train_step(batch)
+    assert seen and all(shape == (2 * 5, 3, 32, 32) for shape in seen)
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path: Path) -> None:
+    straight = Trainer(_config(tmp_path / "straight", steps=6, adversarial="instance"))
+    straight.fit()
+    first = Trainer(_config(tmp_path / "split", steps=3, adversarial="instance"))
+    first.fit()
+    resumed_config = json.loads((tmp_path / "split" / "config.json").read_text())
+    resumed_config["steps"] = 6
+    resumed = Trainer(TrainConfig.from_dict(resumed_config), resume=True)
+    assert resumed.step == 3
+    resumed.fit()
+    for name, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+    for name, value in straight.discriminator.state_dict().items():
+        assert torch.equal(value, resumed.discriminator.state_dict()[name]), name
+
+
+def test_cli_trains_resumes_and_exports_usable_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no VGG-16 in the cache: the offline loss
+    (tmp_path / "model.json").write_text(json.dumps(TINY_CONFIG.to_dict()))
+    common = ["train", "--run-dir", str(tmp_path / "run"), "--workers", "0", "-q"]
+    options = ["--data", "synthetic", "--model-config", str(tmp_path / "model.json"), "--crop", "64", "--batch-size", "2",
+               "--num-rois", "4", "--d-channels", "8", "--flow-teacher", "dis", "--lambda", "perceptual=0.5", "--val-every", "2", "--log-every", "1"]
+    result = CliRunner().invoke(main, [*common, *options, "--steps", "2"])
+    assert result.exit_code == 0, result.output
+    again = CliRunner().invoke(main, [*common, *options, "--steps", "2"])
+    assert again.exit_code == 1 and "--resume" in again.output
+    changed = CliRunner().invoke(main, [*common, "--resume", "--steps", "3", "--crop", "32"])
+    assert changed.exit_code == 1 and "cannot change crop" in changed.output
+    resumed = CliRunner().invoke(main, [*common, "--resume", "--steps", "3", "--export", str(tmp_path / "w.safetensors")])
+    assert resumed.exit_code == 0, resumed.output
+    log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "total" in r] == [1, 2, 3]
+    assert any("val_psnr" in r for r in log)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert "teacher" in log[0] and saved["losses"]["perceptual"] == 0.5
+    assert saved["perceptual_source"].startswith("offline:") and saved["proposal_source"] == "motion"
+    model, card = load_weights(tmp_path / "w.safetensors")
+    assert card["recipe"]["steps"] == 3 and card["recipe"]["train_config"]["flow_teacher"] == "dis"
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, checkpoint["model"][name]), name
+    with pytest.raises(Exception, match="exists"):
+        run_export(tmp_path / "run", tmp_path / "w.safetensors")
+
+
+def test_bad_training_options_are_one_line_errors(tmp_path: Path) -> None:
+    runner = CliRunner()
+    cases = [
+        (["--data", "imagenet", "--steps", "1"], "unknown --data kind"),
+        (["--data", "videos", "--steps", "1"], "needs a folder"),
+        (["--data", "synthetic"], "exactly one of --steps and --epochs"),
+        (["--data", "synthetic", "--steps", "1", "--crop", "100"], "multiple of the network's stride"),
+        (["--data", "synthetic", "--steps", "1", "--lambda", "style=1"], "unknown loss weight"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(main, ["train", "--run-dir", str(tmp_path / "r"), *args])
+        assert result.exit_code == 1 and message in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_two_process_gloo_run(tmp_path: Path) -> None:
+    (tmp_path / "model.json").write_text(json.dumps(TINY_CONFIG.to_dict()))
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "vfi_cli",
+        "train", "--run-dir", str(tmp_path / "ddp"), "--data", "synthetic", "--model-config", str(tmp_path / "model.json"),
+        "--crop", "32", "--batch-size", "2", "--num-rois", "2", "--d-channels", "8", "--workers", "0", "--steps", "3", "--log-every", "1", "--device", "cpu", "-q",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    checkpoint = torch.load(tmp_path / "ddp" / "checkpoints" / "last.pt", weights_only=True)
+    assert checkpoint["step"] == 3
+    log = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
+    assert len([line for line in log if '"total"' in line]) == 3  # rank 0 alone writes the log

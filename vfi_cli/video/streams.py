@@ -1,0 +1,244 @@
+"""Everything of the input besides the converted video: audio, subtitle and data streams, chapters,
+metadata and the rotation, carried into the output.
+
+A stream is copied packet for packet when the output container takes it; whether it does is found
+by a trial mux into memory (header, a few packets, trailer), because some refusals, such as PCM
+audio in MP4, come only when the file is closed. Audio the container refuses is re-encoded (AAC
+where the container takes it) and the user is told; other streams it refuses are left out with a
+warning. Copied packets keep their timestamps, so audio stays exactly where it was against the
+video, which starts at the input's first frame time.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import struct
+from collections import deque
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from vfi_cli.errors import VideoError
+from vfi_cli.video import ffmpeg_message
+from vfi_cli.video.reader import local_url
+
+log = logging.getLogger(__name__)
+
+# Written by the muxer itself, or statistics of the input file that the output would contradict.
+_SKIPPED_METADATA = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration", "DURATION",
+                     "NUMBER_OF_FRAMES", "NUMBER_OF_BYTES", "BPS", "_STATISTICS_TAGS", "_STATISTICS_WRITING_APP",
+                     "_STATISTICS_WRITING_DATE_UTC"}
+_TRIAL_PACKETS = 3  # packets per stream muxed in the trial
+_TRIAL_SCAN = 500  # packets read from the input's start to find them
+_AUDIO_ENCODERS = ("aac", "libopus", "libvorbis", "mp2")  # first one the container takes re-encodes refused audio
+_AUDIO_BITRATE_PER_CHANNEL = 96_000
+_USUAL_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+def kept_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    """The input's tags worth keeping: title, language, creation time, timecode ..."""
+    return {key: value for key, value in metadata.items() if key not in _SKIPPED_METADATA}
+
+
+def _describe(stream: av.stream.Stream) -> str:
+    codec = stream.codec_context.name if stream.codec_context is not None else (stream.codec_tag or "unknown codec")
+    return f"{stream.type} stream #{stream.index} ({codec})"
+
+
+def _trial(format_name: str, stream: av.stream.Stream, packets: list[av.Packet]) -> str | None:
+    """Mux a copy of ``stream`` with a few of its packets into an in-memory file of ``format_name``:
+    None when that works, else FFmpeg's complaint."""
+    try:
+        with av.open(io.BytesIO(), mode="w", format=format_name) as trial:
+            copy = trial.add_stream_from_template(stream)
+            trial.start_encoding()
+            for packet in packets:
+                packet.stream = copy
+                trial.mux(packet)
+    except (av.FFmpegError, ValueError) as exc:
+        return ffmpeg_message(exc) if isinstance(exc, av.FFmpegError) else str(exc)
+    return None
+
+
+def _sample_packets(path: Path, indices: set[int]) -> dict[int, list[av.Packet]]:
+    """The first few packets of each stream in ``indices``, from the start of the input."""
+    found: dict[int, list[av.Packet]] = {index: [] for index in indices}
+    if not indices:
+        return found
+    with av.open(local_url(path)) as source:
+        streams = [s for s in source.streams if s.index in indices]
+        try:
+            for scanned, packet in enumerate(source.demux(*streams)):
+                if scanned >= _TRIAL_SCAN or all(len(v) >= _TRIAL_PACKETS for v in found.values()):
+                    break
+                if packet.size and (packet.dts is not None or packet.pts is not None):
+                    if len(found[packet.stream_index]) < _TRIAL_PACKETS:
+                        found[packet.stream_index].append(packet)
+        except av.FFmpegError:
+            pass  # a damaged file: trial with what was read
+    return found
+
+
+def display_matrix(path: Path) -> list[int] | None:
+    """The rotation/flip matrix of the input's first video stream (as its first frame carries it), if any."""
+    with av.open(local_url(path)) as source:
+        if not source.streams.video:
+            return None
+        try:
+            frame = next(source.decode(source.streams.video[0]), None)
+        except av.FFmpegError:
+            return None
+        if frame is None:
+            return None
+        for side_data in frame.side_data:
+            if side_data.type == av.sidedata.sidedata.Type.DISPLAYMATRIX:
+                return list(struct.unpack("<9i", bytes(side_data)[:36]))
+    return None
+
+
+class _AudioReencoder:
+    """Decode one audio stream and encode it with a codec the container takes, timestamps kept."""
+
+    def __init__(self, source: av.audio.stream.AudioStream, container: av.container.OutputContainer, codec: str) -> None:
+        self.source = source
+        decoder = source.codec_context
+        encoder_rates = av.codec.Codec(codec, "w").audio_rates or ()
+        rate = decoder.sample_rate
+        if encoder_rates and rate not in encoder_rates:
+            rate = min(encoder_rates, key=lambda r: abs(r - rate))
+        layout = decoder.layout
+        if layout.name.endswith("channels"):  # no channel order stated (e.g. PCM from Matroska): the usual one
+            layout = av.AudioLayout(_USUAL_LAYOUTS.get(decoder.channels, layout.name))
+        self.stream = container.add_stream(codec, rate=rate, layout=layout)
+        self.stream.bit_rate = min(640_000, _AUDIO_BITRATE_PER_CHANNEL * decoder.channels)
+        self.stream.codec_context.time_base = Fraction(1, rate)
+        self.stream.metadata.update(kept_metadata(source.metadata))
+        self._resampler: av.AudioResampler | None = None
+
+    def _resampled(self, frame: av.AudioFrame | None) -> list[av.AudioFrame]:
+        if self._resampler is None:
+            context = self.stream.codec_context
+            self._resampler = av.AudioResampler(format=context.format, layout=context.layout, rate=context.sample_rate,
+                                                frame_size=context.frame_size or None)
+        return self._resampler.resample(frame)
+
+    def packets(self, packet: av.Packet | None) -> list[av.Packet]:
+        """Encoded packets for one input packet (None: flush everything at the end)."""
+        out: list[av.Packet] = []
+        try:
+            frames = self.source.codec_context.decode(packet)
+        except av.FFmpegError:
+            frames = []  # one damaged audio packet: a short gap, as a player would have
+        for frame in frames:
+            for resampled in self._resampled(frame):
+                out.extend(self.stream.encode(resampled))
+        if packet is None:
+            for resampled in self._resampled(None):
+                out.extend(self.stream.encode(resampled))
+            out.extend(self.stream.encode(None))
+        return out
+
+
+class OtherStreams:
+    """Adds the input's non-video streams, chapters, metadata and rotation to ``container`` (before its
+    header is written), then hands their packets to the muxer in time with the video."""
+
+    def __init__(self, path: Path, container: av.container.OutputContainer, video: av.video.stream.VideoStream,
+                 label: str) -> None:
+        """``label`` names the output's kind in messages (its suffix, such as .mp4)."""
+        self.path = Path(path)
+        self._container = container
+        self._label = label or container.format.name
+        self._copies: dict[int, av.stream.Stream] = {}
+        self._encoders: dict[int, _AudioReencoder] = {}
+        self._input = av.open(local_url(self.path))
+        try:
+            self._add_streams(video)
+        except BaseException:
+            self.close()
+            raise
+        wanted = [s for s in self._input.streams if s.index in self._copies or s.index in self._encoders]
+        self._demux: Iterator[av.Packet] | None = self._input.demux(*wanted) if wanted else None
+        self._ready: deque[av.Packet] = deque()
+
+    def _add_streams(self, video: av.video.stream.VideoStream) -> None:
+        source, container, suffix = self._input, self._container, self._label
+        container.metadata.update(kept_metadata(source.metadata))
+        if source.streams.video:
+            video.metadata.update(kept_metadata(source.streams.video[0].metadata))
+        matrix = display_matrix(self.path)
+        if matrix is not None:
+            video.set_display_matrix(matrix)
+        chapters = source.chapters()
+        if chapters:
+            container.set_chapters(chapters)
+        others = [s for s in source.streams if s.type in ("audio", "subtitle", "data")]
+        samples = _sample_packets(self.path, {s.index for s in others})
+        for stream in others:
+            if stream.type == "data" and "timecode" in stream.metadata:
+                continue  # a timecode track: the muxer writes it again from the video's timecode tag
+            refusal = _trial(container.format.name, stream, samples[stream.index])
+            if refusal is None:
+                copy = container.add_stream_from_template(stream)
+                copy.metadata.update(kept_metadata(stream.metadata))
+                copy.disposition = stream.disposition
+                self._copies[stream.index] = copy
+            elif stream.type == "audio":
+                codec = self._audio_encoder()
+                try:
+                    self._encoders[stream.index] = _AudioReencoder(stream, container, codec)
+                except (av.FFmpegError, ValueError) as exc:
+                    raise VideoError(f"cannot re-encode {_describe(stream)} for {suffix} files: {exc}") from exc
+                log.warning("%s cannot be copied into %s files (%s); re-encoding it as %s",
+                            _describe(stream), suffix, refusal, codec.removeprefix("lib").upper())
+            else:
+                log.warning("%s cannot go into %s files (%s) and is left out; use .mkv to keep it",
+                            _describe(stream), suffix, refusal)
+        for stream in source.streams:
+            if stream.type == "attachment" or (stream.type == "video" and stream.index != source.streams.video[0].index):
+                log.warning("%s is not carried into the output", _describe(stream))
+
+    def _audio_encoder(self) -> str:
+        """AAC, or the first audio encoder this container takes (Opus for WebM)."""
+        supported = self._container.supported_codecs
+        for name in _AUDIO_ENCODERS:
+            if name in supported and name in av.codecs_available:
+                return name
+        return "aac"  # a muxer that does not list its codecs (MPEG-TS) takes AAC
+
+    def _refill(self) -> bool:
+        """Read input packets until one or more output packets are ready; False at the end."""
+        while not self._ready and self._demux is not None:
+            try:
+                packet = next(self._demux, None)
+            except av.FFmpegError as exc:
+                log.warning("reading the streams of %s stopped early: %s", self.path.name, ffmpeg_message(exc))
+                packet = None
+            if packet is None:
+                self._demux = None
+                for encoder in self._encoders.values():
+                    self._ready.extend(encoder.packets(None))
+                break
+            index = packet.stream_index
+            if index in self._encoders:
+                self._ready.extend(self._encoders[index].packets(packet))
+            elif packet.size and (packet.dts is not None or packet.pts is not None):
+                packet.stream = self._copies[index]
+                self._ready.append(packet)
+        return bool(self._ready)
+
+    def mux_until(self, time: Fraction | None) -> None:
+        """Mux the packets that start at or before ``time`` (absolute seconds; None: all the rest)."""
+        while self._refill():
+            packet = self._ready[0]
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            if time is not None and stamp is not None and packet.time_base and Fraction(stamp) * packet.time_base > time:
+                return
+            self._ready.popleft()
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        self._input.close()
