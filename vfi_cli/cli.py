@@ -22,14 +22,14 @@ def _fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
-def _run(action: Callable[[], Any]) -> Any:
+def _run(action: Callable[[], Any], interrupted: str = "Interrupted: nothing was written.") -> Any:
     """Run a command body: one-line errors for what the user can fix, exit 130 on Ctrl-C."""
     try:
         return action()
     except VfiError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
-        click.echo("Interrupted: nothing was written.", err=True)
+        click.echo(interrupted, err=True)
         sys.exit(130)
 
 
@@ -388,7 +388,8 @@ def train(run_dir: Path, resume: bool, data: tuple[str, ...], data_roots: tuple[
           model_config: Path | None, export_path: Path | None, quiet: bool, **options: Any) -> None:
     """Train the network with instance-level adversarial learning (paper §3.3–3.5)."""
     _run(lambda: run_train(run_dir, resume=resume, data=data, data_roots=data_roots, lambdas=lambdas,
-                           model_config=model_config, export_path=export_path, quiet=quiet, **options))
+                           model_config=model_config, export_path=export_path, quiet=quiet, **options),
+         interrupted=f"Interrupted: the run is saved in {run_dir / 'checkpoints' / 'last.pt'}; continue it with --resume.")
 
 
 def resolve_train_config(run_dir: Path, resume: bool, given: dict[str, Any]) -> Any:

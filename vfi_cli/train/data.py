@@ -36,6 +36,7 @@ VAL_FRACTION = 0.2  # the tail of every clip held out for validation
 MAX_GAP = 4  # triplets span up to 4 frame intervals, so t takes the values j/k, k <= 4
 TRIPLETS_PER_UCF_CLIP = 4  # §3.5
 SYNTHETIC_SCENES = {"train": 4096, "val": 64}
+FLAGS_VERSION = 2  # raise when the cut/static rule changes: cached clips then recompute their flags
 STATIC_LEVEL = 1.0  # mean absolute difference (0–255) below which a span counts as static
 DEFAULT_TRAIN_SCALE = {"synthetic": 0.5, "videos": 1.0, "ucf101": 1.0, "cityscapes": 0.25}
 VAL_MAX_SIDE = 512
@@ -110,34 +111,50 @@ class CachedClip:
         return not any(i in self.cuts for i in pairs) and not all(i in self.statics for i in pairs)
 
 
-def cache_clip(path: Path, cache_dir: Path) -> CachedClip:
-    """Decode ``path`` once (colour-correct RGB) into the cache, finding cuts and static pairs on the way."""
+def _pair_flags(frames: np.ndarray) -> tuple[list[int], list[int]]:
+    """Indices i where frames i, i+1 straddle a hard cut, and where they are (nearly) the same picture."""
     from vfi_cli.engine.scenes import SceneDetector
+
+    detector = SceneDetector()
+    cuts, statics = [], []
+    for i in range(len(frames) - 1):
+        first, second = np.asarray(frames[i]), np.asarray(frames[i + 1])
+        if detector.is_cut(first, second):
+            cuts.append(i)
+        elif np.abs(first.astype(np.int16) - second).mean() < STATIC_LEVEL:
+            statics.append(i)
+    return cuts, statics
+
+
+def _flags_signature() -> str:
+    """Names the cut detector the flags were computed with, so a better one recomputes them."""
+    from vfi_cli.engine import scenes
+
+    return f"{FLAGS_VERSION}:{scenes.DEFAULT_CUT_THRESHOLD}"
+
+
+def cache_clip(path: Path, cache_dir: Path) -> CachedClip:
+    """Decode ``path`` once (colour-correct RGB) into the cache and find its cuts and static pairs."""
     from vfi_cli.video.reader import probe, read_frames
 
     directory = _clip_cache_dir(cache_dir, path)
     meta_path = directory / "meta.json"
-    if not meta_path.exists():
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
+    if meta is None:
         directory.mkdir(parents=True, exist_ok=True)
-        detector = SceneDetector()
         frames: list[np.ndarray] = []
-        cuts, statics = [], []
         for frame in read_frames(probe(path)):
-            if frames:
-                previous = frames[-1]
-                if frame.rgb.shape != previous.shape:
-                    break  # a size change mid-stream: keep the part before it
-                if detector.is_cut(previous, frame.rgb):
-                    cuts.append(len(frames) - 1)
-                elif np.abs(previous.astype(np.int16) - frame.rgb).mean() < STATIC_LEVEL:
-                    statics.append(len(frames) - 1)
+            if frames and frame.rgb.shape != frames[-1].shape:
+                break  # a size change mid-stream: keep the part before it
             frames.append(frame.rgb)
         if not frames:
             raise VfiError(f"{path} holds no decodable frames")
         _atomic_write(directory / "frames.npy", lambda p: np.save(open(p, "wb"), np.stack(frames)))
-        meta = {"source": str(path), "frames": len(frames), "cuts": cuts, "statics": statics}
+        meta = {"source": str(path), "frames": len(frames)}
+    if meta.get("flags") != _flags_signature():
+        meta["cuts"], meta["statics"] = _pair_flags(np.load(directory / "frames.npy", mmap_mode="r"))
+        meta["flags"] = _flags_signature()
         _atomic_write(meta_path, lambda p: p.write_text(json.dumps(meta)))
-    meta = json.loads(meta_path.read_text())
     return CachedClip(directory, meta["frames"], frozenset(meta["cuts"]), frozenset(meta["statics"]), meta["source"])
 
 
