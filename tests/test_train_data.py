@@ -140,6 +140,26 @@ def test_teacher_flow_recovers_a_translation() -> None:
     assert np.median(centre[4]) > 0.5
 
 
+def test_cached_teacher_follows_crops_flips_and_reversal(tmp_path: Path) -> None:
+    """Whatever crop, flips and reversal an item got, its teacher flows warp each input onto the target."""
+    from vfi_cli.model.warp import backward_warp
+
+    frames = translating_frames(6, 96, 128, step=(3, 2), seed=6)
+    write_video(tmp_path / "clip.mkv", frames, 25, codec="ffv1", pix_fmt="yuv444p")
+    dataset = build_dataset([DataSpec("videos", tmp_path / "clip.mkv")], "train", crop=64, cache_dir=tmp_path / "cache",
+                            flow_teacher="dis")
+    for seed in range(8):
+        np.random.seed(seed)
+        item = dataset[seed % len(dataset)]
+        teacher = item["teacher"][None]
+        inner = (slice(None), slice(None), slice(12, -12), slice(12, -12))
+        for image, flow in ((item["image1"], teacher[:, 0:2]), (item["image2"], teacher[:, 2:4])):
+            error = (backward_warp(image[None], flow) - item["target"][None])[inner].abs().mean()
+            blend_error = ((item["image1"] + item["image2"]) / 2 - item["target"])[None][inner].abs().mean()
+            assert error < 0.25 * blend_error, (seed, float(error), float(blend_error))
+    assert len(list((tmp_path / "cache" / "teacher").glob("*.npy"))) >= 1
+
+
 def test_bad_specs_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(VfiError, match="unknown --data kind"):
         DataSpec("imagenet", tmp_path)

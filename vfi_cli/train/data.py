@@ -501,22 +501,31 @@ class TripletDataset(Dataset):
             frames = [cv2.resize(f, (max(crop, round(width * factor)), max(crop, round(height * factor))), interpolation=cv2.INTER_CUBIC) for f in frames]
             height, width = frames[0].shape[:2]
         side = max(crop, min(int(round(crop / train_scale)), height, width))  # high-resolution crop side
-        y, x = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
+        scale = side / crop
+        # The crop is drawn on the low-resolution grid, so that the cached full-frame teacher lines up with it.
+        low_size = (max(crop, round(width / scale)), max(crop, round(height / scale)))
+        low_y, low_x = int(rng.integers(0, low_size[1] - crop + 1)), int(rng.integers(0, low_size[0] - crop + 1))
+        y, x = min(round(low_y * scale), height - side), min(round(low_x * scale), width - side)
         high = [f[y : y + side, x : x + side] for f in frames]
         boxes_full = self._cached_detections(triplet, y, x, side) if self.proposals == "maskrcnn" else None
+        teacher = None
+        if self.flow_teacher == "dis":
+            teacher = self._cached_teacher(triplet, frames, low_size)[:, low_y : low_y + crop, low_x : low_x + crop].astype(np.float32)
         if rng.random() < 0.5:
             high = [h[:, ::-1] for h in high]
             boxes_full = None if boxes_full is None else _flip_boxes(boxes_full, side, axis=0)
+            teacher = None if teacher is None else _flip_flows(teacher, axis=0)
         if rng.random() < 0.5:
             high = [h[::-1] for h in high]
             boxes_full = None if boxes_full is None else _flip_boxes(boxes_full, side, axis=1)
+            teacher = None if teacher is None else _flip_flows(teacher, axis=1)
         t = triplet.t
         if rng.random() < 0.5:  # temporal reversal: the same motion played backwards
             high = [high[2], high[1], high[0]]
             t = 1.0 - t
+            teacher = None if teacher is None else teacher[[2, 3, 0, 1, 4]]
         high = [np.ascontiguousarray(h) for h in high]
         low = high if side == crop else [cv2.resize(h, (crop, crop), interpolation=cv2.INTER_AREA) for h in high]
-        scale = side / crop
         boxes = self._boxes(low, boxes_full, scale, rng)
         item = {
             "image1": _to_tensor(low[0]),
@@ -527,9 +536,25 @@ class TripletDataset(Dataset):
             "t": torch.tensor(t, dtype=torch.float32),
             "boxes": torch.from_numpy(boxes),
         }
-        if self.flow_teacher == "dis":
-            item["teacher"] = torch.from_numpy(teacher_flow(low[0], low[1], low[2]))
+        if teacher is not None:
+            item["teacher"] = torch.from_numpy(np.ascontiguousarray(teacher))
         return item
+
+    def _cached_teacher(self, triplet: Triplet, frames: list[np.ndarray], low_size: tuple[int, int]) -> np.ndarray:
+        """The DIS teacher of the whole low-resolution triplet, computed once and kept on disk (float16).
+
+        Computing it on the full frame rather than the crop gives the flow its context at the crop's edges.
+        """
+        name = hashlib.sha1(f"{triplet.key}|{low_size}".encode()).hexdigest()[:20] + ".npy"
+        path = self.cache_dir / "teacher" / name
+        if path.exists():
+            return np.load(path)
+        height, width = frames[0].shape[:2]
+        lows = frames if (width, height) == low_size else [cv2.resize(f, low_size, interpolation=cv2.INTER_AREA) for f in frames]
+        teacher = teacher_flow(*lows).astype(np.float16)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, lambda p: np.save(open(p, "wb"), teacher))
+        return teacher
 
     def _boxes(self, low: list[np.ndarray], detections: np.ndarray | None, scale: float, rng: np.random.Generator) -> np.ndarray:
         from vfi_cli.train.proposals import motion_proposals, random_boxes
@@ -563,6 +588,13 @@ def _rescale(image: np.ndarray, scale: float) -> np.ndarray:
         return image
     height, width = image.shape[:2]
     return cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+
+
+def _flip_flows(teacher: np.ndarray, axis: int) -> np.ndarray:
+    """Mirror a [5,H,W] teacher: axis 0 flips x (and the x components), axis 1 flips y."""
+    flipped = (teacher[:, :, ::-1] if axis == 0 else teacher[:, ::-1]).copy()
+    flipped[[axis, axis + 2]] *= -1
+    return flipped
 
 
 def _flip_boxes(boxes: np.ndarray, side: int, axis: int) -> np.ndarray:
