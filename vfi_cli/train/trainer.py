@@ -311,6 +311,8 @@ class Trainer:
         np.random.seed(config.seed + self.env.rank)
         random.seed(config.seed + self.env.rank)
 
+        # Data specs first: a wrong --data root is reported before anything slow is built.
+        specs = [DataSpec(kind=d["kind"], root=Path(d["root"]) if d.get("root") else None, weight=d.get("weight", 1.0)) for d in config.data]
         model = Interpolator.from_config(ModelConfig.from_dict(config.model))
         if config.feature_init == "resnet18":
             path = Path(config.resnet18_weights) if config.resnet18_weights else None
@@ -334,7 +336,6 @@ class Trainer:
             Path(config.vgg_weights) if config.vgg_weights else None, allow_download=config.allow_download
         ).to(self.env.device)
 
-        specs = [DataSpec(kind=d["kind"], root=Path(d["root"]) if d.get("root") else None, weight=d.get("weight", 1.0)) for d in config.data]
         cache = Path(config.cache_dir) if config.cache_dir else self.run / "cache"
         common = dict(
             crop=config.crop, cache_dir=cache, proposals=config.proposals, num_rois=config.num_rois,
