@@ -111,6 +111,17 @@ def test_cli_trains_resumes_and_exports_usable_weights(tmp_path: Path, monkeypat
         run_export(tmp_path / "run", tmp_path / "w.safetensors")
 
 
+def test_init_weights_starts_from_a_weights_file(tmp_path: Path, tiny_weights: Path) -> None:
+    trainer = Trainer(_config(tmp_path / "fine", steps=1, init_weights=str(tiny_weights)))
+    source, _ = load_weights(tiny_weights)
+    for name, value in source.state_dict().items():
+        assert torch.equal(value, trainer.model.state_dict()[name]), name
+    other = json.loads(json.dumps(TINY_CONFIG.to_dict()))
+    other["synthesis_channels"] = 4
+    with pytest.raises(Exception, match="another architecture"):
+        Trainer(_config(tmp_path / "wrong", steps=1, init_weights=str(tiny_weights), model=other))
+
+
 def test_bad_training_options_are_one_line_errors(tmp_path: Path) -> None:
     runner = CliRunner()
     cases = [

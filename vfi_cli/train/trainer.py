@@ -81,6 +81,7 @@ class TrainConfig:
     teacher_decay_steps: int = 5_000
     losses: LossWeights = field(default_factory=LossWeights)
     feature_init: str = "learned"
+    init_weights: str | None = None  # start the generator from these weights (fine-tuning)
     resnet18_weights: str | None = None
     vgg_weights: str | None = None
     detector_weights: str | None = None
@@ -230,6 +231,16 @@ def _setup_distributed(device_name: str) -> _Distributed:
     return _Distributed(rank=dist.get_rank(), world=dist.get_world_size(), device=device)
 
 
+def _load_initial_weights(model: Interpolator, path: Path) -> None:
+    """Copy a weights file into the generator; its architecture (every tensor's name and shape) must be the run's."""
+    from vfi_cli.model.weights import load_weights
+
+    state = load_weights(path)[0].state_dict()
+    if state.keys() != model.state_dict().keys() or any(state[k].shape != v.shape for k, v in model.state_dict().items()):
+        raise VfiError(f"--init-weights {path} has another architecture than the run's model config; pass its config with --model-config")
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+
+
 def _lr_factor(config: TrainConfig) -> Callable[[int], float]:
     """×lr_decay every lr_decay_epochs epochs, never below lr_floor (§3.5)."""
 
@@ -314,6 +325,8 @@ class Trainer:
         # Data specs first: a wrong --data root is reported before anything slow is built.
         specs = [DataSpec(kind=d["kind"], root=Path(d["root"]) if d.get("root") else None, weight=d.get("weight", 1.0)) for d in config.data]
         model = Interpolator.from_config(ModelConfig.from_dict(config.model))
+        if config.init_weights and checkpoint is None:
+            _load_initial_weights(model, Path(config.init_weights))
         if config.feature_init == "resnet18":
             path = Path(config.resnet18_weights) if config.resnet18_weights else None
             init_from_resnet18(model.features, load_resnet18_state(path, allow_download=config.allow_download))
