@@ -109,6 +109,12 @@ def test_cli_trains_resumes_and_exports_usable_weights(tmp_path: Path, monkeypat
         assert torch.equal(value, checkpoint["model"][name]), name
     with pytest.raises(Exception, match="exists"):
         run_export(tmp_path / "run", tmp_path / "w.safetensors")
+    # Fine-tuning from the exported file takes its architecture from the file.
+    fine = CliRunner().invoke(main, ["train", "--run-dir", str(tmp_path / "fine"), "--workers", "0", "-q", "--data", "synthetic",
+                                     "--init-weights", str(tmp_path / "w.safetensors"), "--crop", "64", "--batch-size", "2",
+                                     "--num-rois", "4", "--d-channels", "8", "--steps", "1"])
+    assert fine.exit_code == 0, fine.output
+    assert json.loads((tmp_path / "fine" / "config.json").read_text())["model"] == TINY_CONFIG.to_dict()
 
 
 def test_init_weights_starts_from_a_weights_file(tmp_path: Path, tiny_weights: Path) -> None:

@@ -368,7 +368,7 @@ def _parse_data(values: tuple[str, ...], roots: tuple[Path, ...]) -> list[dict[s
 @click.option("--teacher-weight", type=float, help="Starting weight of the flow teacher (default 1.0), decayed linearly ...")
 @click.option("--teacher-decay-steps", type=click.IntRange(min=1), help="... to zero over this many steps (default 5000).")
 @click.option("--lambda", "lambdas", multiple=True, metavar="NAME=VALUE", help="Loss weight: photometric, perceptual, smoothness, discriminator, adversarial.")
-@click.option("--init-weights", type=click.Path(path_type=Path), help="Start the generator from these weights (fine-tune; same --model-config).")
+@click.option("--init-weights", type=click.Path(path_type=Path), help="Start the generator from these weights (fine-tuning); their architecture is used.")
 @click.option("--feature-init", type=click.Choice(["learned", "resnet18"]), help="Feature extractor start (default learned).")
 @click.option("--resnet18-weights", type=click.Path(path_type=Path), help="Local torchvision ResNet-18 weights for --feature-init resnet18.")
 @click.option("--vgg-weights", type=click.Path(path_type=Path), help="Local torchvision VGG-16 weights for the perceptual loss.")
@@ -437,6 +437,10 @@ def run_train(run_dir: Path, *, resume: bool = False, data: tuple[str, ...] = ()
             given["model"] = ModelConfig.from_dict(json.loads(model_config.read_text())).to_dict()
         except (ValueError, TypeError) as exc:
             raise VfiError(f"bad --model-config {model_config}: {exc}") from exc
+    if given.get("init_weights") and "model" not in given and not resume:
+        from vfi_cli.model.weights import load_weights
+
+        given["model"] = ModelConfig.from_dict(load_weights(Path(given["init_weights"]))[1]["config"]).to_dict()
     weights: dict[str, float] = {}
     for item in lambdas:
         name, _, value = item.partition("=")
