@@ -11,7 +11,7 @@ import av
 
 from vfi_cli.errors import VideoError
 from vfi_cli.video import ffmpeg_message
-from vfi_cli.video.color import ColorInfo, bit_depth
+from vfi_cli.video.color import bit_depth
 from vfi_cli.video.reader import VideoInfo, local_url
 from vfi_cli.video.streams import OtherStreams
 
