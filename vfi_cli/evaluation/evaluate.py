@@ -81,7 +81,7 @@ def open_source(
         raise VfiError("--start-fraction must be in [0, 1)")
     if path.is_file():
         return video_triplets(path, stride=stride, max_triplets=max_triplets, start_fraction=start_fraction, resize=resize)
-    if _cityscapes_base(path, split) is not None:
+    if cityscapes_base(path, split) is not None:
         return cityscapes_triplets(path, split=split, stride=stride, max_triplets=max_triplets,
                                    start_fraction=start_fraction, resize=resize, trimap_widths=trimap_widths)
     if stride != 1:
@@ -198,11 +198,22 @@ def _vimeo_folders(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob("im1.png") if (p.parent / "im3.png").is_file())
 
 
-def _cityscapes_base(root: Path, split: str) -> Path | None:
+def cityscapes_base(root: Path, split: str) -> Path | None:
+    """The folder of a split's ``<city>/*_leftImg8bit.png`` sequence frames, or None."""
     for base in (root / "leftImg8bit_sequence" / split, root / split):
         if base.is_dir() and any(base.glob("*/*_leftImg8bit.png")):
             return base
     return None
+
+
+def cityscapes_snippets(base: Path) -> dict[tuple[str, str], dict[int, Path]]:
+    """Sequence frames grouped by (city, sequence), keyed by frame number."""
+    snippets: dict[tuple[str, str], dict[int, Path]] = {}
+    for image in base.glob("*/*_leftImg8bit.png"):
+        match = _CITYSCAPES_NAME.match(image.name)
+        if match:
+            snippets.setdefault((match["city"], match["seq"]), {})[int(match["frame"])] = image
+    return snippets
 
 
 def cityscapes_triplets(
@@ -220,17 +231,12 @@ def cityscapes_triplets(
     When ``gtFine/<split>`` is beside the sequences, the 'human' (person, rider) and 'vehicle'
     (car ... bicycle) pixels of the annotated frame, dilated by each trimap width, become regions.
     """
-    base = _cityscapes_base(root, split)
+    base = cityscapes_base(root, split)
     if base is None:
         raise VfiError(f"no CityScapes frames in {root} (expected leftImg8bit_sequence/{split}/<city>/*_leftImg8bit.png)")
     labels_base = base.parent.parent / "gtFine" / split
-    snippets: dict[tuple[str, str], dict[int, Path]] = {}
-    for image in base.glob("*/*_leftImg8bit.png"):
-        match = _CITYSCAPES_NAME.match(image.name)
-        if match:
-            snippets.setdefault((match["city"], match["seq"]), {})[int(match["frame"])] = image
     plans = []
-    for (city, seq), frames in sorted(snippets.items()):
+    for (city, seq), frames in sorted(cityscapes_snippets(base).items()):
         numbers = sorted(frames)
         runs = np.split(np.array(numbers), np.flatnonzero(np.diff(numbers) != 1) + 1)
         for run in runs:

@@ -17,8 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +88,16 @@ def _atomic_write(path: Path, write: Any) -> None:
     os.replace(temporary, path)
 
 
+def _save_array(path: Path, array: np.ndarray) -> None:
+    """``np.save`` under a temporary name, then renamed: workers never read a half-written cache file."""
+
+    def write(temporary: Path) -> None:
+        with open(temporary, "wb") as fh:  # a file object, or np.save would append ".npy" to the name
+            np.save(fh, array)
+
+    _atomic_write(path, write)
+
+
 @dataclass
 class CachedClip:
     """A decoded clip on disk: frames (uint8 [N,H,W,3], memory-mapped) and, per consecutive pair, cut/static flags."""
@@ -149,7 +158,7 @@ def cache_clip(path: Path, cache_dir: Path) -> CachedClip:
             frames.append(frame.rgb)
         if not frames:
             raise VfiError(f"{path} holds no decodable frames")
-        _atomic_write(directory / "frames.npy", lambda p: np.save(open(p, "wb"), np.stack(frames)))
+        _save_array(directory / "frames.npy", np.stack(frames))
         meta = {"source": str(path), "frames": len(frames)}
     if meta.get("flags") != _flags_signature():
         meta["cuts"], meta["statics"] = _pair_flags(np.load(directory / "frames.npy", mmap_mode="r"))
@@ -254,43 +263,34 @@ class UCF101Source(_Source):
         return Triplet(frames[start], frames[start + j], frames[start + k], j / k, f"{clip.directory.name}/{start}-{j}-{k}")
 
 
-_CITYSCAPES_NAME = re.compile(r"^(?P<city>.+)_(?P<seq>\d+)_(?P<frame>\d+)_leftImg8bit\.png$")
-
-
 class CityscapesSource(_Source):
     """``leftImg8bit_sequence/<split>/<city>/*_leftImg8bit.png``: one triplet per 30-frame snippet (§3.5)."""
 
     kind = "cityscapes"
 
     def __init__(self, root: Path, split: str, train_scale: float, seed: int) -> None:
+        from vfi_cli.evaluation.evaluate import cityscapes_base, cityscapes_snippets
+
         self.train_scale = train_scale
-        base = root / "leftImg8bit_sequence" if (root / "leftImg8bit_sequence").is_dir() else root
-        folder = base / split
-        if not folder.is_dir():
-            raise VfiError(f"no CityScapes {split} sequences: {folder} is missing")
-        snippets: dict[tuple[str, str], list[tuple[int, Path]]] = {}
-        for path in folder.glob("*/*_leftImg8bit.png"):
-            match = _CITYSCAPES_NAME.match(path.name)
-            if match:
-                snippets.setdefault((match["city"], match["seq"]), []).append((int(match["frame"]), path))
+        base = cityscapes_base(root, split)
+        if base is None:
+            raise VfiError(f"no CityScapes {split} sequences under {root} (expected leftImg8bit_sequence/{split}/<city>/*_leftImg8bit.png)")
         self.triplets: list[tuple[Path, Path, Path]] = []
-        for number, key in enumerate(sorted(snippets)):
-            frames = sorted(snippets[key])
-            runs = [i for i in range(len(frames) - 2) if frames[i + 2][0] - frames[i][0] == 2]
-            if runs:
-                i = runs[int(np.random.default_rng([seed, number]).integers(len(runs)))]
-                self.triplets.append((frames[i][1], frames[i + 1][1], frames[i + 2][1]))
+        for number, (_, frames) in enumerate(sorted(cityscapes_snippets(base).items())):
+            starts = [n for n in sorted(frames) if n + 1 in frames and n + 2 in frames]
+            if starts:
+                n = starts[int(np.random.default_rng([seed, number]).integers(len(starts)))]
+                self.triplets.append((frames[n], frames[n + 1], frames[n + 2]))
         if not self.triplets:
-            raise VfiError(f"no CityScapes snippets with three consecutive frames under {folder}")
+            raise VfiError(f"no CityScapes snippets with three consecutive frames under {base}")
 
     def __len__(self) -> int:
         return len(self.triplets)
 
     def triplet(self, index: int, rng: np.random.Generator, split: str) -> Triplet:
-        images = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in self.triplets[index]]
-        if any(image is None for image in images):
-            raise VfiError(f"unreadable CityScapes frame in {self.triplets[index][0].parent}")
-        first, middle, last = (np.ascontiguousarray(image[:, :, ::-1]) for image in images)
+        from vfi_cli.evaluation.evaluate import read_rgb
+
+        first, middle, last = (read_rgb(path) for path in self.triplets[index])
         return Triplet(first, middle, last, 0.5, self.triplets[index][1].stem)
 
 
@@ -545,16 +545,23 @@ class TripletDataset(Dataset):
 
         Computing it on the full frame rather than the crop gives the flow its context at the crop's edges.
         """
-        name = hashlib.sha1(f"{triplet.key}|{low_size}".encode()).hexdigest()[:20] + ".npy"
-        path = self.cache_dir / "teacher" / name
+
+        def compute() -> np.ndarray:
+            height, width = frames[0].shape[:2]
+            lows = frames if (width, height) == low_size else [cv2.resize(f, low_size, interpolation=cv2.INTER_AREA) for f in frames]
+            return teacher_flow(*lows).astype(np.float16)
+
+        return self._cached("teacher", f"{triplet.key}|{low_size}", compute)
+
+    def _cached(self, kind: str, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """A per-triplet array from ``cache_dir/kind``, computed and stored the first time it is asked for."""
+        path = self.cache_dir / kind / (hashlib.sha1(key.encode()).hexdigest()[:20] + ".npy")
         if path.exists():
             return np.load(path)
-        height, width = frames[0].shape[:2]
-        lows = frames if (width, height) == low_size else [cv2.resize(f, low_size, interpolation=cv2.INTER_AREA) for f in frames]
-        teacher = teacher_flow(*lows).astype(np.float16)
+        array = compute()
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, lambda p: np.save(open(p, "wb"), teacher))
-        return teacher
+        _save_array(path, array)
+        return array
 
     def _boxes(self, low: list[np.ndarray], detections: np.ndarray | None, scale: float, rng: np.random.Generator) -> np.ndarray:
         from vfi_cli.train.proposals import motion_proposals, random_boxes
@@ -569,13 +576,7 @@ class TripletDataset(Dataset):
 
     def _cached_detections(self, triplet: Triplet, y: int, x: int, side: int) -> np.ndarray:
         """Detector proposals of the full middle frame (computed once per triplet), clipped to the crop."""
-        path = self.cache_dir / "proposals" / (hashlib.sha1(triplet.key.encode()).hexdigest()[:20] + ".npy")
-        if path.exists():
-            boxes = np.load(path)
-        else:
-            boxes = self.proposer(triplet.middle).astype(np.float32)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(path, lambda p: np.save(open(p, "wb"), boxes))
+        boxes = self._cached("proposals", triplet.key, lambda: self.proposer(triplet.middle).astype(np.float32))
         inside = boxes - np.float32([x, y, x, y])
         clipped = inside.clip(0, side)
         area = np.prod(np.maximum(inside[:, 2:] - inside[:, :2], 1e-6), axis=1)
