@@ -16,7 +16,7 @@ from tests.conftest import TINY_CONFIG
 from vfi_cli.cli import main, run_export
 from vfi_cli.model.weights import load_weights
 from vfi_cli.train.data import collate_triplets
-from vfi_cli.train.trainer import Trainer, TrainConfig
+from vfi_cli.train.trainer import Trainer, TrainConfig, run_history
 
 SMALL = dict(
     data=[{"kind": "synthetic", "root": None, "weight": 1.0}],
@@ -98,9 +98,10 @@ def test_cli_trains_resumes_and_exports_usable_weights(tmp_path: Path, monkeypat
     assert resumed.exit_code == 0, resumed.output
     log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "total" in r] == [1, 2, 3]
+    assert [r["step"] for r in log if r.get("event") == "start"] == [0, 2]
     assert any("val_psnr" in r for r in log)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert "teacher" in log[0] and saved["losses"]["perceptual"] == 0.5
+    assert "teacher" in next(r for r in log if "total" in r) and saved["losses"]["perceptual"] == 0.5
     assert saved["perceptual_source"].startswith("offline:") and saved["proposal_source"] == "motion"
     model, card = load_weights(tmp_path / "w.safetensors")
     assert card["recipe"]["steps"] == 3 and card["recipe"]["train_config"]["flow_teacher"] == "dis"
@@ -109,12 +110,37 @@ def test_cli_trains_resumes_and_exports_usable_weights(tmp_path: Path, monkeypat
         assert torch.equal(value, checkpoint["model"][name]), name
     with pytest.raises(Exception, match="exists"):
         run_export(tmp_path / "run", tmp_path / "w.safetensors")
+    assert card["recipe"]["wall_seconds"] > 0 and len(card["recipe"]["hardware"]) == 1
+    (tmp_path / "eval.json").write_text(json.dumps({"holdout": {"clip": {"psnr": 30.0}}}))
+    exported = run_export(tmp_path / "run", tmp_path / "m.safetensors", metrics_file=tmp_path / "eval.json")
+    assert exported["metrics"]["holdout"] == {"clip": {"psnr": 30.0}} and "total" in exported["metrics"]["training"]
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(Exception, match="JSON object"):
+        run_export(tmp_path / "run", tmp_path / "n.safetensors", metrics_file=tmp_path / "list.json")
     # Fine-tuning from the exported file takes its architecture from the file.
     fine = CliRunner().invoke(main, ["train", "--run-dir", str(tmp_path / "fine"), "--workers", "0", "-q", "--data", "synthetic",
                                      "--init-weights", str(tmp_path / "w.safetensors"), "--crop", "64", "--batch-size", "2",
                                      "--num-rois", "4", "--d-channels", "8", "--steps", "1"])
     assert fine.exit_code == 0, fine.output
     assert json.loads((tmp_path / "fine" / "config.json").read_text())["model"] == TINY_CONFIG.to_dict()
+
+
+def test_run_history_sums_the_wall_time_of_every_process(tmp_path: Path) -> None:
+    records = [
+        {"step": 1, "seconds": 5.0},  # a process from before start records: found by its clock restarting
+        {"step": 2, "seconds": 9.0},
+        {"step": 3, "seconds": 2.0},
+        {"event": "start", "step": 3, "hardware": "CPU A", "processes": 1, "threads": 2},
+        {"step": 4, "seconds": 4.0},
+        {"step": 4, "val_psnr": 30.0},
+        {"event": "start", "step": 4, "hardware": "GPU B", "processes": 1, "threads": 8},
+        {"step": 5, "seconds": 1.5},
+    ]
+    log = tmp_path / "metrics.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    history = run_history(log)
+    assert history["wall_seconds"] == 9.0 + 2.0 + 4.0 + 1.5
+    assert history["hardware"] == ["CPU A, 1 process(es) × 2 threads", "GPU B, 1 process(es) × 8 threads"]
 
 
 def test_init_weights_starts_from_a_weights_file(tmp_path: Path, tiny_weights: Path) -> None:

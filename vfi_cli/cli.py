@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -503,12 +504,15 @@ class _TrainProgress:
 @click.argument("destination", metavar="OUT", type=click.Path(path_type=Path))
 @click.option("--half", is_flag=True, help="Store fp16 weights (half the file size).")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
-def export(checkpoint: Path, destination: Path, half: bool, overwrite: bool) -> None:
+@click.option("--metrics", "metrics_file", type=click.Path(path_type=Path), help="A JSON object (e.g. evaluation tables) to add to the card's metrics.")
+def export(checkpoint: Path, destination: Path, half: bool, overwrite: bool, metrics_file: Path | None) -> None:
     """Write a training checkpoint's generator as weights for `vfi interpolate --weights`."""
-    _run(lambda: run_export(checkpoint, destination, half=half, overwrite=overwrite))
+    _run(lambda: run_export(checkpoint, destination, half=half, overwrite=overwrite, metrics_file=metrics_file))
 
 
-def run_export(checkpoint: Path, destination: Path, *, half: bool = False, overwrite: bool = False) -> dict[str, Any]:
+def run_export(
+    checkpoint: Path, destination: Path, *, half: bool = False, overwrite: bool = False, metrics_file: Path | None = None
+) -> dict[str, Any]:
     from vfi_cli.train.trainer import export_checkpoint
 
     if checkpoint.is_dir():
@@ -517,7 +521,15 @@ def run_export(checkpoint: Path, destination: Path, *, half: bool = False, overw
         raise VfiError(f"output exists: {destination} (pass --overwrite to replace it)")
     if not destination.parent.resolve().is_dir():
         raise VfiError(f"output directory does not exist: {destination.parent}")
-    card = export_checkpoint(checkpoint, destination, half=half)
+    metrics = None
+    if metrics_file is not None:
+        try:
+            metrics = json.loads(metrics_file.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise VfiError(f"cannot read --metrics {metrics_file}: {exc}") from None
+        if not isinstance(metrics, dict):
+            raise VfiError(f"--metrics {metrics_file} must hold a JSON object")
+    card = export_checkpoint(checkpoint, destination, half=half, metrics=metrics)
     click.echo(f"wrote {destination} and its card (sha256 {card['sha256']})")
     return card
 

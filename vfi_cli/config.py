@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+FLOW_PRIORS = ("none", "dis")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -13,6 +15,8 @@ class ModelConfig:
 
     ``unet_channels`` lists the width of each U-Net level, finest first; each level after the
     first halves the resolution, so inputs must be padded to ``stride`` = 2**(levels-1).
+    ``flow_prior`` "dis" feeds the U-Net a classical DIS optical-flow estimate to correct
+    (:mod:`vfi_cli.model.prior`, an addition to the paper); "none" is the paper's network.
     """
 
     unet_channels: tuple[int, ...] = (32, 64, 96, 128, 192, 256)
@@ -20,6 +24,7 @@ class ModelConfig:
     feature_kernel: int = 7
     synthesis_channels: int = 64
     synthesis_kernel: int = 9
+    flow_prior: str = "none"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "unet_channels", tuple(int(c) for c in self.unet_channels))
@@ -30,6 +35,8 @@ class ModelConfig:
         for name in ("feature_channels", "synthesis_channels"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.flow_prior not in FLOW_PRIORS:
+            raise ValueError(f"flow_prior must be one of {FLOW_PRIORS}, got {self.flow_prior!r}")
         for name in ("feature_kernel", "synthesis_kernel"):
             if getattr(self, name) % 2 != 1:
                 raise ValueError(f"{name} must be odd so that padding keeps the size")

@@ -98,12 +98,15 @@ def bytes_per_pixel(model: nn.Module, flow_scale: float, dtype: torch.dtype) -> 
     factor); at flow_scale 0.5: 2011 (2084); 0.25: 1893 (2084); feature/synthesis width 32: 1546
     (1560); TINY (8,16,16)/8/8: 471 (460); U-Net (64,128,128) with 16/16: 2424 (2764).
     Under fp16/bf16 autocast activations take 2 bytes but warping runs in float32 (the F
-    warped values); that part is derived, not measured.
+    warped values); that part is derived, not measured. A DIS flow prior adds its float32 flows,
+    confidences, splatting sums and the U-Net's 11 extra input planes (counted as 44 values; the
+    compact shipped config measured +172 B/px: 894 without the prior, 1066 with it).
     """
     unet, features, synthesis = _widths(model)
     c0, c1 = unet[0], unet[1]
     held = 2 * features + 6
-    flow_phase = held + flow_scale**2 * (3 * c1 + 4 * c0 + 13)
+    prior = 44 if getattr(model, "flow_prior", "none") != "none" else 0
+    flow_phase = held + flow_scale**2 * (3 * c1 + 4 * c0 + 13 + prior)
     synthesis_phase = 5 * features + 3 * synthesis + 9
     values = max(flow_phase, synthesis_phase)
     if dtype == torch.float32:

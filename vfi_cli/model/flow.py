@@ -6,6 +6,12 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from vfi_cli.model.prior import FlowPrior
+from vfi_cli.model.warp import backward_warp
+
+# Flows enter the network divided by this, so that typical motions are of order one.
+_FLOW_NORM = 16.0
+
 
 def _block(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
@@ -22,12 +28,17 @@ class FlowUNet(nn.Module):
     Feeding t as an input is what lets one model produce any intermediate time, and so any
     target frame rate. The head starts at zero: an untrained network predicts zero flow and
     b = 0.5, i.e. plain frame blending, rather than noise.
+
+    With ``use_prior`` the network also sees a :class:`FlowPrior` (its flows, mask and both
+    frames warped by it) and predicts corrections to it: untrained, it returns the prior.
     """
 
-    def __init__(self, channels: tuple[int, ...]) -> None:
+    def __init__(self, channels: tuple[int, ...], use_prior: bool = False) -> None:
         super().__init__()
+        self.use_prior = use_prior
         self.encoders = nn.ModuleList()
-        in_channels = 7  # I1 (3) + I2 (3) + t (1)
+        # I1 (3) + I2 (3) + t (1), and with a prior its two flows (4), mask (1) and warped frames (6).
+        in_channels = 7 + (11 if use_prior else 0)
         for width in channels:
             self.encoders.append(_block(in_channels, width))
             in_channels = width
@@ -38,11 +49,24 @@ class FlowUNet(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor, prior: FlowPrior | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (f1→t, f2→t, b) with flows in pixels and b in (0, 1)."""
+        if (prior is not None) != self.use_prior:
+            raise ValueError("this flow U-Net was built " + ("with" if self.use_prior else "without") + " a flow prior")
         batch, _, height, width = image1.shape
         t_plane = t.to(image1.dtype).view(batch, 1, 1, 1).expand(batch, 1, height, width)
-        x = torch.cat((image1 - 0.5, image2 - 0.5, t_plane), dim=1)
+        inputs = [image1 - 0.5, image2 - 0.5, t_plane]
+        if prior is not None:
+            inputs += [
+                (prior.flow1 / _FLOW_NORM).to(image1.dtype),
+                (prior.flow2 / _FLOW_NORM).to(image1.dtype),
+                (prior.mask - 0.5).to(image1.dtype),
+                backward_warp(image1, prior.flow1) - 0.5,
+                backward_warp(image2, prior.flow2) - 0.5,
+            ]
+        x = torch.cat(inputs, dim=1)
         skips = []
         for level, encoder in enumerate(self.encoders):
             if level > 0:
@@ -54,4 +78,11 @@ class FlowUNet(nn.Module):
             x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
             x = decoder(torch.cat((x, skips.pop()), dim=1))
         out = self.head(x)
-        return out[:, 0:2], out[:, 2:4], torch.sigmoid(out[:, 4:5])
+        if prior is None:
+            return out[:, 0:2], out[:, 2:4], torch.sigmoid(out[:, 4:5])
+        mask_logit = torch.logit(prior.mask.clamp(1e-3, 1 - 1e-3))
+        return (
+            prior.flow1 + out[:, 0:2].float(),
+            prior.flow2 + out[:, 2:4].float(),
+            torch.sigmoid(mask_logit + out[:, 4:5].float()).to(image1.dtype),
+        )

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from vfi_cli.config import ModelConfig
 from vfi_cli.model.features import FeatureExtractor
 from vfi_cli.model.flow import FlowUNet
+from vfi_cli.model.prior import dis_prior
 from vfi_cli.model.synthesis import Synthesis
 from vfi_cli.model.warp import backward_warp
 
@@ -34,20 +35,22 @@ class Interpolator(nn.Module):
     that a frame shared by two neighbouring pairs is encoded once.
     """
 
-    def __init__(self, flow: nn.Module, features: nn.Module, synthesis: nn.Module, stride: int) -> None:
+    def __init__(self, flow: nn.Module, features: nn.Module, synthesis: nn.Module, stride: int, flow_prior: str = "none") -> None:
         super().__init__()
         self.flow = flow
         self.features = features
         self.synthesis = synthesis
         self.stride = stride
+        self.flow_prior = flow_prior
 
     @classmethod
     def from_config(cls, config: ModelConfig) -> Interpolator:
         return cls(
-            flow=FlowUNet(config.unet_channels),
+            flow=FlowUNet(config.unet_channels, use_prior=config.flow_prior != "none"),
             features=FeatureExtractor(config.feature_channels, config.feature_kernel),
             synthesis=Synthesis(config.feature_channels, config.synthesis_channels, config.synthesis_kernel),
             stride=config.stride,
+            flow_prior=config.flow_prior,
         )
 
     def multiple(self, flow_scale: float = 1.0) -> int:
@@ -82,15 +85,19 @@ class Interpolator(nn.Module):
     def _flow(
         self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor, factor: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Flows and mask at full resolution, estimated on frames shrunk ``factor`` times.
+        """Flows and mask at full resolution, estimated on frames shrunk ``factor`` times (the
+        classical prior too, when the config asks for one).
 
         Area averaging and bilinear upsampling with align_corners=False agree on where a coarse
         pixel's centre lies, so a constant flow comes back exactly; flows are upsampled in float32
         and multiplied by ``factor`` (a coarse pixel spans ``factor`` full ones).
         """
+        if factor > 1:
+            image1, image2 = F.avg_pool2d(image1, factor), F.avg_pool2d(image2, factor)
+        prior = dis_prior(image1, image2, t) if self.flow_prior == "dis" else None
+        flow1, flow2, mask = self.flow(image1, image2, t, prior)
         if factor == 1:
-            return self.flow(image1, image2, t)
-        flow1, flow2, mask = self.flow(F.avg_pool2d(image1, factor), F.avg_pool2d(image2, factor), t)
+            return flow1, flow2, mask
 
         def upsample(x: torch.Tensor) -> torch.Tensor:
             return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)

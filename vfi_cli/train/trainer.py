@@ -502,7 +502,14 @@ class Trainer:
 
     def fit(self, on_step: Callable[[int, int, dict[str, float]], None] | None = None) -> TrainResult:
         """Train until ``total_steps``; Ctrl-C and non-finite losses leave a usable checkpoint."""
+        from vfi_cli.evaluation.bench import device_name
+
         started = time.perf_counter()
+        if self.env.main:
+            # Each process's log seconds restart at zero; this record lets export sum the wall time
+            # and name every machine a resumed run trained on.
+            self._log({"event": "start", "step": self.step, "hardware": device_name(self.env.device),
+                       "processes": self.env.world, "threads": torch.get_num_threads()})
         try:
             while self.step < self.total_steps:
                 self.sampler.epoch = self.epoch
@@ -615,8 +622,30 @@ def _to_uint8(image: torch.Tensor) -> np.ndarray:
     return image.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
-def export_checkpoint(checkpoint_path: Path, destination: Path, half: bool = False) -> dict[str, Any]:
-    """Write a checkpoint's generator as ``vfi interpolate`` weights, with a card naming the recipe."""
+def run_history(metrics_file: Path) -> dict[str, Any]:
+    """Wall time summed over every process that trained a run, and the machines they ran on, read
+    from its ``metrics.jsonl`` (each process counts seconds from its own start)."""
+    wall, segment, hardware = 0.0, 0.0, []
+    for line in metrics_file.read_text().splitlines():
+        record = json.loads(line)
+        if record.get("event") == "start":
+            wall, segment = wall + segment, 0.0
+            described = f"{record['hardware']}, {record['processes']} process(es) × {record['threads']} threads"
+            if described not in hardware:
+                hardware.append(described)
+        elif "seconds" in record:
+            if record["seconds"] < segment:  # a restart logged before start records existed
+                wall += segment
+            segment = record["seconds"]
+    return {"wall_seconds": round(wall + segment, 1), "hardware": hardware}
+
+
+def export_checkpoint(
+    checkpoint_path: Path, destination: Path, half: bool = False, metrics: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Write a checkpoint's generator as ``vfi interpolate`` weights, with a card naming the recipe,
+    the training time and hardware (from the run's log when it sits beside the checkpoint), and
+    the last training metrics plus any given ``metrics`` (e.g. evaluation tables)."""
     from vfi_cli.model.weights import save_weights
 
     checkpoint = load_checkpoint(checkpoint_path)
@@ -629,8 +658,11 @@ def export_checkpoint(checkpoint_path: Path, destination: Path, half: bool = Fal
         "epochs": checkpoint["epoch"],
         "train_config": checkpoint["config"],
     }
+    log = Path(checkpoint_path).parent.parent / "metrics.jsonl"
+    if log.is_file():
+        recipe.update(run_history(log))
     return save_weights(
-        model, config, destination, recipe=recipe, metrics=checkpoint.get("last_metrics", {}),
+        model, config, destination, recipe=recipe, metrics={"training": checkpoint.get("last_metrics", {}), **(metrics or {})},
         dtype=torch.float16 if half else torch.float32,
     )
 
