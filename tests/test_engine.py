@@ -28,7 +28,7 @@ class TranslationFlow(nn.Module):
         super().__init__()
         self.register_buffer("step", torch.tensor(step, dtype=torch.float32).view(1, 2, 1, 1))
 
-    def forward(self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor):
+    def forward(self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor, prior: None = None):
         batch, _, height, width = image1.shape
         t = t.view(batch, 1, 1, 1).float()
         ones = torch.ones(batch, 1, height, width)

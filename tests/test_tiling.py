@@ -43,7 +43,7 @@ class GlobalShiftFlow(nn.Module):
         super().__init__()
         self.radius = radius
 
-    def forward(self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor):
+    def forward(self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor, prior: None = None):
         r = self.radius
         height, width = image1.shape[-2:]
         target = image2[..., r : height - r, r : width - r]

@@ -99,8 +99,8 @@ def load_weights(path: Path | None, device: torch.device | str = "cpu") -> tuple
         path = default_weights_path()
         if path is None:
             raise MissingWeightsError(
-                "no trained weights are installed yet; pass --weights PATH to a .safetensors file "
-                "(trained weights ship in a later release)"
+                f"no trained weights found ({DEFAULT_WEIGHTS_NAME} is in none of "
+                f"{', '.join(str(p) for p in weights_search_path())}); reinstall vfi or pass --weights PATH"
             )
     path = Path(path)
     if not path.is_file():
