@@ -111,6 +111,10 @@ def test_cli_trains_resumes_and_exports_usable_weights(tmp_path: Path, monkeypat
     with pytest.raises(Exception, match="exists"):
         run_export(tmp_path / "run", tmp_path / "w.safetensors")
     assert card["recipe"]["wall_seconds"] > 0 and len(card["recipe"]["hardware"]) == 1
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "w.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask  # not safetensors' 0600
+    assert not list(tmp_path.glob("*.partial"))
     (tmp_path / "eval.json").write_text(json.dumps({"holdout": {"clip": {"psnr": 30.0}}}))
     exported = run_export(tmp_path / "run", tmp_path / "m.safetensors", metrics_file=tmp_path / "eval.json")
     assert exported["metrics"]["holdout"] == {"clip": {"psnr": 30.0}} and "total" in exported["metrics"]["training"]
@@ -123,6 +127,11 @@ def test_cli_trains_resumes_and_exports_usable_weights(tmp_path: Path, monkeypat
                                      "--num-rois", "4", "--d-channels", "8", "--steps", "1"])
     assert fine.exit_code == 0, fine.output
     assert json.loads((tmp_path / "fine" / "config.json").read_text())["model"] == TINY_CONFIG.to_dict()
+    # ... and its exported card names the stage it started from, so both commands can be replayed.
+    (tmp_path / "w.safetensors").rename(tmp_path / "moved.safetensors")  # the parent may be gone by export time
+    fine_card = run_export(tmp_path / "fine", tmp_path / "f.safetensors")
+    assert fine_card["recipe"]["init_from"] == {"file": "w.safetensors", "sha256": card["sha256"], "recipe": card["recipe"]}
+    assert "init_from" not in card["recipe"]
 
 
 def test_run_history_sums_the_wall_time_of_every_process(tmp_path: Path) -> None:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open, save
 
 from vfi_cli.config import ModelConfig
 from vfi_cli.errors import MissingWeightsError, VfiError
@@ -64,7 +65,11 @@ def save_weights(
     """Write ``path`` and its card; returns the card. ``dtype=torch.float16`` halves the file."""
     path = Path(path)
     tensors = {name: value.detach().to("cpu", dtype).contiguous() for name, value in model.state_dict().items()}
-    save_file(tensors, str(path), metadata={"vfi_config": json.dumps(config.to_dict())})
+    # safetensors' save_file creates the file 0600; writing the bytes ourselves honours the umask, and
+    # the rename means an interrupted export never leaves a truncated file under the final name.
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(save(tensors, metadata={"vfi_config": json.dumps(config.to_dict())}))
+    os.replace(partial, path)
     card = {
         "format": CARD_FORMAT,
         "file": path.name,

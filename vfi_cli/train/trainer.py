@@ -3,7 +3,8 @@
 A run directory holds ``config.json`` (the resolved configuration and the command that made it),
 ``metrics.jsonl`` (training losses and validation scores), ``samples/`` (image grids) and
 ``checkpoints/last.pt`` (model, discriminator, optimisers, scheduler, step and RNG states,
-written atomically). ``resume`` continues a run exactly where its checkpoint left it.
+written atomically) and, for a run started from ``--init-weights``, ``init_from.json`` (that
+file's sha256 and recipe, copied onto the cards of weights exported from the run). ``resume`` continues a run exactly where its checkpoint left it.
 
 The same code runs under ``torchrun --nproc_per_node=N``: each process trains on its share of
 every epoch through DistributedDataParallel; only rank 0 logs, validates and writes checkpoints.
@@ -37,6 +38,7 @@ from vfi_cli.model.network import Interpolator, InterpolatorOutput
 
 CHECKPOINT_FORMAT = "vfi-train-checkpoint/1"
 ADVERSARIAL_MODES = ("none", "image", "instance")
+INIT_FROM_FILE = "init_from.json"
 
 
 @dataclass
@@ -231,14 +233,20 @@ def _setup_distributed(device_name: str) -> _Distributed:
     return _Distributed(rank=dist.get_rank(), world=dist.get_world_size(), device=device)
 
 
-def _load_initial_weights(model: Interpolator, path: Path) -> None:
-    """Copy a weights file into the generator; its architecture (every tensor's name and shape) must be the run's."""
-    from vfi_cli.model.weights import load_weights
+def _load_initial_weights(model: Interpolator, path: Path) -> dict[str, Any]:
+    """Copy a weights file into the generator; its architecture (every tensor's name and shape) must be the run's.
 
-    state = load_weights(path)[0].state_dict()
+    Returns the file's provenance (name, sha256, recipe from its card), which the run keeps so that
+    weights exported from a fine-tuning run still name every stage that made them.
+    """
+    from vfi_cli.model.weights import load_weights, sha256_file
+
+    loaded, card = load_weights(path)
+    state = loaded.state_dict()
     if state.keys() != model.state_dict().keys() or any(state[k].shape != v.shape for k, v in model.state_dict().items()):
         raise VfiError(f"--init-weights {path} has another architecture than the run's model config; pass its config with --model-config")
     model.load_state_dict({k: v.float() for k, v in state.items()})
+    return {"file": Path(path).name, "sha256": card.get("sha256") or sha256_file(Path(path)), "recipe": card.get("recipe", {})}
 
 
 def _lr_factor(config: TrainConfig) -> Callable[[int], float]:
@@ -325,8 +333,9 @@ class Trainer:
         # Data specs first: a wrong --data root is reported before anything slow is built.
         specs = [DataSpec(kind=d["kind"], root=Path(d["root"]) if d.get("root") else None, weight=d.get("weight", 1.0)) for d in config.data]
         model = Interpolator.from_config(ModelConfig.from_dict(config.model))
+        init_from = None
         if config.init_weights and checkpoint is None:
-            _load_initial_weights(model, Path(config.init_weights))
+            init_from = _load_initial_weights(model, Path(config.init_weights))
         if config.feature_init == "resnet18":
             path = Path(config.resnet18_weights) if config.resnet18_weights else None
             init_from_resnet18(model.features, load_resnet18_state(path, allow_download=config.allow_download))
@@ -385,6 +394,8 @@ class Trainer:
         if self.env.main:
             self.run.mkdir(parents=True, exist_ok=True)
             (self.run / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+            if init_from is not None:
+                (self.run / INIT_FROM_FILE).write_text(json.dumps(init_from, indent=1) + "\n")
 
     # -- state
 
@@ -658,9 +669,11 @@ def export_checkpoint(
         "epochs": checkpoint["epoch"],
         "train_config": checkpoint["config"],
     }
-    log = Path(checkpoint_path).parent.parent / "metrics.jsonl"
-    if log.is_file():
-        recipe.update(run_history(log))
+    run = Path(checkpoint_path).parent.parent
+    if (run / "metrics.jsonl").is_file():
+        recipe.update(run_history(run / "metrics.jsonl"))
+    if (run / INIT_FROM_FILE).is_file():
+        recipe["init_from"] = json.loads((run / INIT_FROM_FILE).read_text())
     return save_weights(
         model, config, destination, recipe=recipe, metrics={"training": checkpoint.get("last_metrics", {}), **(metrics or {})},
         dtype=torch.float16 if half else torch.float32,
