@@ -146,6 +146,18 @@ def test_video_triplets_skip_hard_cuts_and_keep_the_tail(tmp_path: Path) -> None
     assert [t.name for t in spread_out.triplets] == ["frame000002", "frame000017"] and spread_out.skipped == ["frame000010"]
 
 
+@pytest.mark.parametrize("count", [23, 24, 27])  # 80% falls at 18.4, 19.2, 21.6 frames
+def test_the_evaluated_tail_is_exactly_the_frames_training_held_out(tmp_path: Path, count: int) -> None:
+    from vfi_cli.train.data import _split_range
+
+    path = lossless_clip(tmp_path / "clip.mkv", translating_frames(count, 16, 16, step=(1, 0)))
+    held_out = _split_range(count, "val")
+    assert len(_split_range(count, "train")) + len(held_out) == count
+    names = [t.name for t in video_triplets(path, stride=1, max_triplets=0, start_fraction=0.8).triplets]
+    # Every frame of every evaluated triplet is held out, and every held-out triplet is evaluated.
+    assert names == [f"frame{i + 1:06d}" for i in range(held_out.start, count - 2)]
+
+
 @pytest.mark.parametrize("stride", [1, 2])
 def test_eval_on_a_translating_clip_with_a_known_middle_frame(tmp_path: Path, stride: int) -> None:
     """A model with the true flow rebuilds the middle frames; blending and repeating do not."""

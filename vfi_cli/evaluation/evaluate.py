@@ -89,9 +89,16 @@ def open_source(
     return folder_triplets(path, max_triplets=max_triplets, start_fraction=start_fraction, resize=resize)
 
 
+def tail_start(count: int, start_fraction: float) -> int:
+    """Index of the first of ``count`` items in the part after ``start_fraction``: rounded to the
+    nearest item, the rule `vfi train` uses to hold out a clip's last 20%, so that
+    ``--start-fraction 0.8`` scores exactly the frames training never saw (no more, no fewer)."""
+    return int(round(count * start_fraction))
+
+
 def spread(candidates: Sequence[Any], limit: int | None, start_fraction: float = 0.0) -> list[Any]:
     """``limit`` items evenly spread over the candidates from ``start_fraction`` of the way on (all if no limit)."""
-    tail = list(candidates)[math.ceil(start_fraction * len(candidates) - 1e-9) :]
+    tail = list(candidates)[tail_start(len(candidates), start_fraction) :]
     if not limit or limit >= len(tail):
         return tail
     picks = sorted({round(x) for x in np.linspace(0, len(tail) - 1, limit)})
@@ -116,7 +123,7 @@ def video_triplets(
 
     info = probe(path)
     count = _count_frames(path)
-    first_allowed = math.ceil(start_fraction * count - 1e-9)
+    first_allowed = tail_start(count, start_fraction)
     last = count - 1 - 2 * stride
     if last < first_allowed:
         raise VfiError(f"{path} has {count} frames: too few for --stride {stride}" +

@@ -168,8 +168,11 @@ def cache_clip(path: Path, cache_dir: Path) -> CachedClip:
 
 
 def _split_range(count: int, split: str) -> range:
-    """Frames of a clip in a split: the first 80% train, the last 20% validate."""
-    boundary = int(round(count * (1 - VAL_FRACTION)))
+    """Frames of a clip in a split: the first 80% train, the last 20% validate (the frames that
+    ``vfi eval --start-fraction 0.8`` scores)."""
+    from vfi_cli.evaluation.evaluate import tail_start
+
+    boundary = tail_start(count, 1 - VAL_FRACTION)
     return range(0, boundary) if split == "train" else range(boundary, count)
 
 
