@@ -129,7 +129,7 @@ class FrameReader:
             packets = 0
             try:
                 for packet in container.demux(stream):
-                    packets += packet.size > 0
+                    packets += packet.size > 0 and not packet.is_discard  # edit-list trims decode to nothing
                     try:
                         pictures = packet.decode()
                     except av.FFmpegError as exc:
