@@ -132,6 +132,13 @@ def test_cli_trains_resumes_and_exports_usable_weights(tmp_path: Path, monkeypat
     fine_card = run_export(tmp_path / "fine", tmp_path / "f.safetensors")
     assert fine_card["recipe"]["init_from"] == {"file": "w.safetensors", "sha256": card["sha256"], "recipe": card["recipe"]}
     assert "init_from" not in card["recipe"]
+    # A card names an architecture for a fresh run (how the shipped model's command is replayed).
+    fresh = CliRunner().invoke(main, ["train", "--run-dir", str(tmp_path / "fresh"), "--workers", "0", "-q", "--data", "synthetic",
+                                      "--model-config", str(tmp_path / "w.card.json"), "--crop", "64", "--batch-size", "2",
+                                      "--num-rois", "4", "--d-channels", "8", "--steps", "1"])
+    assert fresh.exit_code == 0, fresh.output
+    assert json.loads((tmp_path / "fresh" / "config.json").read_text())["model"] == TINY_CONFIG.to_dict()
+    assert not (tmp_path / "fresh" / "init_from.json").exists()
 
 
 def test_run_history_sums_the_wall_time_of_every_process(tmp_path: Path) -> None:

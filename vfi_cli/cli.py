@@ -356,7 +356,7 @@ def _parse_data(values: tuple[str, ...], roots: tuple[Path, ...]) -> list[dict[s
 @click.option("--batch-size", type=click.IntRange(min=1), help="Triplets per step (default 8).")
 @click.option("--crop", type=click.IntRange(min=32), help="Side of the random square crop fed to the network (default 256).")
 @click.option("--train-scale", type=float, help="Downscale frames by this before cropping; the originals give the real RoI patches.")
-@click.option("--model-config", type=click.Path(exists=True, path_type=Path), help="JSON of a ModelConfig (network widths).")
+@click.option("--model-config", type=click.Path(exists=True, path_type=Path), help="JSON of a ModelConfig (network widths), or a weights card to train its architecture afresh.")
 @click.option("--lr", type=float, help="Adam learning rate (default 1e-4).")
 @click.option("--lr-decay", type=float, help="Factor applied every --lr-decay-epochs (default 0.1).")
 @click.option("--lr-decay-epochs", type=click.IntRange(min=1), help="Default 10.")
@@ -435,7 +435,10 @@ def run_train(run_dir: Path, *, resume: bool = False, data: tuple[str, ...] = ()
         raise VfiError("--data-root needs a --data kind")
     if model_config is not None:
         try:
-            given["model"] = ModelConfig.from_dict(json.loads(model_config.read_text())).to_dict()
+            described = json.loads(model_config.read_text())
+            if isinstance(described, dict) and isinstance(described.get("config"), dict):  # a weights card
+                described = described["config"]
+            given["model"] = ModelConfig.from_dict(described).to_dict()
         except (ValueError, TypeError) as exc:
             raise VfiError(f"bad --model-config {model_config}: {exc}") from exc
     if given.get("init_weights") and "model" not in given and not resume:
