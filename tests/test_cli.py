@@ -200,3 +200,20 @@ def test_info_prints_the_parameter_count(tiny_weights: Path) -> None:
     total = sum(p.numel() for p in model.parameters())
     assert f"total {total:>10,d} parameters".split() == [w for w in result.output.splitlines()[-1].split()]
     assert torch.__version__ in result.output
+
+
+def test_info_summarises_the_card_in_a_few_lines() -> None:
+    from vfi_cli.cli import card_summary
+
+    card = {
+        "recipe": {"steps": 4000, "wall_seconds": 7200.0, "hardware": ["CPU A, 1 process(es) × 2 threads"], "command": "vfi train x",
+                   "init_from": {"file": "a.safetensors", "sha256": "ab12"}, "train_config": {"lr": 1e-4}},
+        "metrics": {"training": {"total": 0.1}, "holdout": {"clips": {}, "mean_of_clips": {"vfi": {"psnr": 36.678, "ssim": 0.97684}}}},
+    }
+    assert card_summary(card) == [
+        "trained: 4000 steps, 2.0 h on CPU A, 1 process(es) × 2 threads",
+        "  fine-tuned from a.safetensors (sha256 ab12)",
+        "  command: vfi train x",
+        "held-out PSNR / SSIM (mean of clips): vfi 36.68 / 0.9768",
+    ]
+    assert card_summary({"recipe": {"trained": False}}) == []

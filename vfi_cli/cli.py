@@ -307,13 +307,28 @@ def run_info(weights: Path | None) -> None:
     else:
         model, card = load_weights(path)
         click.echo(f"weights: {path} (sha256 {card.get('sha256', 'not on a card')})")
-        for key in ("recipe", "metrics"):
-            if card.get(key):
-                click.echo(f"{key}: {card[key]}")
+        for line in card_summary(card):
+            click.echo(line)
     click.echo(f"stride: {model.stride}")
     for name, module in model.named_children():
         click.echo(f"  {name:<10} {sum(p.numel() for p in module.parameters()):>10,d} parameters")
     click.echo(f"  {'total':<10} {sum(p.numel() for p in model.parameters()):>10,d} parameters")
+
+
+def card_summary(card: dict[str, Any]) -> list[str]:
+    """The lines of a weights card a person reads first; the card file holds the rest."""
+    recipe, lines = card.get("recipe") or {}, []
+    if recipe.get("steps"):
+        hours = f", {recipe['wall_seconds'] / 3600:.1f} h" if recipe.get("wall_seconds") else ""
+        lines.append(f"trained: {recipe['steps']} steps{hours} on {'; '.join(recipe.get('hardware') or ['unrecorded hardware'])}")
+    if recipe.get("init_from"):
+        lines.append(f"  fine-tuned from {recipe['init_from'].get('file')} (sha256 {recipe['init_from'].get('sha256')})")
+    if recipe.get("command"):
+        lines.append(f"  command: {recipe['command']}")
+    mean = ((card.get("metrics") or {}).get("holdout") or {}).get("mean_of_clips") or {}
+    if mean:
+        lines.append("held-out PSNR / SSIM (mean of clips): " + ", ".join(f"{name} {m['psnr']:.2f} / {m['ssim']:.4f}" for name, m in mean.items()))
+    return lines
 
 
 # ----------------------------------------------------------------------------- train / export
