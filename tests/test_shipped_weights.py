@@ -56,6 +56,7 @@ def test_card_documents_the_file(shipped) -> None:
     assert len(holdout["clips"]) == 9
     for row in holdout["clips"].values():
         assert {"vfi", "blend", "opencv-dis", "rife-torch"} <= row.keys()
+    assert {"instance", "none"} <= card["metrics"]["ablation"].keys()  # §4.1 at equal budget
 
 
 def test_beats_blending_where_the_truth_is_known(shipped) -> None:
