@@ -68,8 +68,11 @@ def save_weights(
     # safetensors' save_file creates the file 0600; writing the bytes ourselves honours the umask, and
     # the rename means an interrupted export never leaves a truncated file under the final name.
     partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(save(tensors, metadata={"vfi_config": json.dumps(config.to_dict())}))
-    os.replace(partial, path)
+    try:
+        partial.write_bytes(save(tensors, metadata={"vfi_config": json.dumps(config.to_dict())}))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     card = {
         "format": CARD_FORMAT,
         "file": path.name,

@@ -4,7 +4,8 @@ A run directory holds ``config.json`` (the resolved configuration and the comman
 ``metrics.jsonl`` (training losses and validation scores), ``samples/`` (image grids) and
 ``checkpoints/last.pt`` (model, discriminator, optimisers, scheduler, step and RNG states,
 written atomically) and, for a run started from ``--init-weights``, ``init_from.json`` (that
-file's sha256 and recipe, copied onto the cards of weights exported from the run). ``resume`` continues a run exactly where its checkpoint left it.
+file's sha256 and recipe, copied onto the cards of weights exported from the run). ``resume``
+continues a run exactly where its checkpoint left it.
 
 The same code runs under ``torchrun --nproc_per_node=N``: each process trains on its share of
 every epoch through DistributedDataParallel; only rank 0 logs, validates and writes checkpoints.
