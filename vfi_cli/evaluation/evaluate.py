@@ -163,13 +163,15 @@ def video_triplets(
 def _count_frames(path: Path) -> int:
     """Exact frame count from the packets (no decoding); headers only estimate it for some containers.
 
-    Packets an MP4 edit list trims are flagged discard: the decoder drops their frames, so they do
-    not count (opencv_box.mp4 has one, which shifted the held-out tail by a frame).
+    Counted with the reader's rule, so that discard packets (opencv_box.mp4 has one) do not shift
+    the held-out tail by a frame.
     """
     import av
 
+    from vfi_cli.video.reader import holds_frame
+
     with av.open(str(path)) as container:
-        return sum(1 for packet in container.demux(container.streams.video[0]) if packet.size and not packet.is_discard)
+        return sum(1 for packet in container.demux(container.streams.video[0]) if holds_frame(packet))
 
 
 def folder_triplets(

@@ -50,6 +50,12 @@ def local_url(path: Path) -> str:
     return "file:" + os.path.abspath(path)
 
 
+def holds_frame(packet: av.Packet) -> bool:
+    """Whether a demuxed packet carries a frame the decoder will output: not an empty flush packet,
+    and not one an MP4 edit list trims (flagged discard; the decoder drops its frame)."""
+    return packet.size > 0 and not packet.is_discard
+
+
 def _open(path: Path) -> av.container.InputContainer:
     try:
         return av.open(local_url(path), mode="r")
@@ -129,7 +135,7 @@ class FrameReader:
             packets = 0
             try:
                 for packet in container.demux(stream):
-                    packets += packet.size > 0 and not packet.is_discard  # edit-list trims decode to nothing
+                    packets += holds_frame(packet)
                     try:
                         pictures = packet.decode()
                     except av.FFmpegError as exc:
