@@ -217,3 +217,19 @@ def test_info_summarises_the_card_in_a_few_lines() -> None:
         "held-out PSNR / SSIM (mean of clips): vfi 36.68 / 0.9768",
     ]
     assert card_summary({"recipe": {"trained": False}}) == []
+
+
+def test_info_lists_every_training_stage_and_their_sum() -> None:
+    from vfi_cli.cli import card_summary
+
+    first = {"steps": 5000, "wall_seconds": 3600.0, "command": "vfi train a"}
+    second = {"steps": 2000, "wall_seconds": 1800.0, "init_from": {"file": "a.safetensors", "sha256": "aa", "recipe": first}}
+    third = {"steps": 1000, "wall_seconds": 1800.0, "hardware": ["CPU"], "command": "vfi train c",
+             "init_from": {"file": "b.safetensors", "sha256": "bb", "recipe": second}}
+    assert card_summary({"recipe": third}) == [
+        "trained: 1000 steps, 0.5 h on CPU",
+        "  fine-tuned from b.safetensors (sha256 bb), itself 2000 steps, 0.5 h",
+        "  fine-tuned from a.safetensors (sha256 aa), itself 5000 steps, 1.0 h",
+        "  in all: 3 stages, 8000 steps, 2.0 h",
+        "  command: vfi train c",
+    ]

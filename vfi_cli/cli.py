@@ -319,16 +319,31 @@ def card_summary(card: dict[str, Any]) -> list[str]:
     """The lines of a weights card a person reads first; the card file holds the rest."""
     recipe, lines = card.get("recipe") or {}, []
     if recipe.get("steps"):
-        hours = f", {recipe['wall_seconds'] / 3600:.1f} h" if recipe.get("wall_seconds") else ""
-        lines.append(f"trained: {recipe['steps']} steps{hours} on {'; '.join(recipe.get('hardware') or ['unrecorded hardware'])}")
-    if recipe.get("init_from"):
-        lines.append(f"  fine-tuned from {recipe['init_from'].get('file')} (sha256 {recipe['init_from'].get('sha256')})")
+        lines.append(f"trained: {_stage_cost(recipe)} on {'; '.join(recipe.get('hardware') or ['unrecorded hardware'])}")
+    # A fine-tuned model names its parent, which may name its own: list every stage, then the sum,
+    # so that the last stage's steps and hours are not mistaken for the whole cost.
+    stages, parent = [recipe], recipe.get("init_from")
+    while parent:
+        cost = f", itself {_stage_cost(parent['recipe'])}" if (parent.get("recipe") or {}).get("steps") else ""
+        lines.append(f"  fine-tuned from {parent.get('file')} (sha256 {parent.get('sha256')}){cost}")
+        stages.append(parent.get("recipe") or {})
+        parent = stages[-1].get("init_from")
+    if len(stages) > 1 and all(stage.get("steps") for stage in stages):
+        total = {"steps": sum(s["steps"] for s in stages)}
+        if all(stage.get("wall_seconds") for stage in stages):
+            total["wall_seconds"] = sum(s["wall_seconds"] for s in stages)
+        lines.append(f"  in all: {len(stages)} stages, {_stage_cost(total)}")
     if recipe.get("command"):
         lines.append(f"  command: {recipe['command']}")
     mean = ((card.get("metrics") or {}).get("holdout") or {}).get("mean_of_clips") or {}
     if mean:
         lines.append("held-out PSNR / SSIM (mean of clips): " + ", ".join(f"{name} {m['psnr']:.2f} / {m['ssim']:.4f}" for name, m in mean.items()))
     return lines
+
+
+def _stage_cost(recipe: dict[str, Any]) -> str:
+    hours = f", {recipe['wall_seconds'] / 3600:.1f} h" if recipe.get("wall_seconds") else ""
+    return f"{recipe['steps']} steps{hours}"
 
 
 # ----------------------------------------------------------------------------- train / export
