@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -16,7 +18,7 @@ from tests.conftest import TINY_CONFIG
 from vfi_cli.cli import main, run_export
 from vfi_cli.model.weights import load_weights
 from vfi_cli.train.data import collate_triplets
-from vfi_cli.train.trainer import Trainer, TrainConfig, run_history
+from vfi_cli.train.trainer import LossWeights, Trainer, TrainConfig, run_history
 
 SMALL = dict(
     data=[{"kind": "synthetic", "root": None, "weight": 1.0}],
@@ -199,3 +201,29 @@ def test_two_process_gloo_run(tmp_path: Path) -> None:
     assert checkpoint["step"] == 3
     log = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
     assert len([line for line in log if '"total"' in line]) == 3  # rank 0 alone writes the log
+
+
+def test_squared_error_is_the_error_psnr_measures() -> None:
+    from vfi_cli.evaluation.metrics import psnr
+    from vfi_cli.train.losses import squared_error
+
+    generator = torch.Generator().manual_seed(0)
+    truth = torch.randint(0, 256, (1, 3, 16, 24), generator=generator)
+    pred = (truth + torch.randint(-20, 21, truth.shape, generator=generator)).clamp(0, 255)
+    expected = psnr(pred[0].permute(1, 2, 0).numpy().astype(np.uint8), truth[0].permute(1, 2, 0).numpy().astype(np.uint8))
+    error = squared_error(pred.float() / 255, truth.float() / 255)
+    assert -10 * math.log10(float(error)) == pytest.approx(expected, abs=1e-4)
+
+
+def test_the_squared_error_term_is_trained_only_when_weighted(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    plain = Trainer(_config(tmp_path / "plain", steps=1))
+    weighted = Trainer(_config(tmp_path / "mse", steps=1, losses=LossWeights(mse=2.0)))
+    batch = collate_triplets([plain.train_data[i] for i in range(2)])
+    with torch.no_grad():
+        out = weighted.model(batch["image1"], batch["image2"], batch["t"])
+        losses = weighted._generator_losses(out, batch)
+        expected = 2.0 * (((out.coarse - batch["target"]) ** 2).mean() + ((out.refined - batch["target"]) ** 2).mean())
+        assert "mse" not in plain._generator_losses(out, batch)
+    assert float(losses["mse"]) == pytest.approx(float(expected), rel=1e-5)
+    assert "mse" in weighted.train_step(batch)

@@ -398,7 +398,7 @@ def _parse_data(values: tuple[str, ...], roots: tuple[Path, ...]) -> list[dict[s
 @click.option("--flow-teacher", type=click.Choice(["dis"]), help="Supervise the flow module with OpenCV DIS flow (deviation from the paper).")
 @click.option("--teacher-weight", type=float, help="Starting weight of the flow teacher (default 1.0), decayed linearly ...")
 @click.option("--teacher-decay-steps", type=click.IntRange(min=1), help="... to zero over this many steps (default 5000).")
-@click.option("--lambda", "lambdas", multiple=True, metavar="NAME=VALUE", help="Loss weight: photometric, perceptual, smoothness, discriminator, adversarial.")
+@click.option("--lambda", "lambdas", multiple=True, metavar="NAME=VALUE", help="Loss weight: photometric, perceptual, smoothness, discriminator, adversarial, mse (off; not in the paper).")
 @click.option("--init-weights", type=click.Path(path_type=Path), help="Start the generator from these weights (fine-tuning); their architecture is used.")
 @click.option("--feature-init", type=click.Choice(["learned", "resnet18"]), help="Feature extractor start (default learned).")
 @click.option("--resnet18-weights", type=click.Path(path_type=Path), help="Local torchvision ResNet-18 weights for --feature-init resnet18.")
@@ -479,7 +479,7 @@ def run_train(run_dir: Path, *, resume: bool = False, data: tuple[str, ...] = ()
     for item in lambdas:
         name, _, value = item.partition("=")
         if name not in LossWeights.__dataclass_fields__ or name == "teacher":
-            raise VfiError(f"unknown loss weight {name!r} in --lambda (use photometric, perceptual, smoothness, discriminator, adversarial)")
+            raise VfiError(f"unknown loss weight {name!r} in --lambda (use photometric, perceptual, smoothness, discriminator, adversarial, mse)")
         try:
             weights[name] = float(value)
         except ValueError:

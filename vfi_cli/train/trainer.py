@@ -44,7 +44,8 @@ INIT_FROM_FILE = "init_from.json"
 
 @dataclass
 class LossWeights:
-    """λ0..λ4 of Eq. 7–8 (the paper's defaults) plus the optional flow teacher's starting weight."""
+    """λ0..λ4 of Eq. 7–8 (the paper's defaults), the optional flow teacher's starting weight and
+    the weight of a squared-error term that the paper does not have (off by default)."""
 
     photometric: float = 1.0
     perceptual: float = 1.0
@@ -52,6 +53,7 @@ class LossWeights:
     discriminator: float = 0.1
     adversarial: float = 0.01
     teacher: float = 1.0
+    mse: float = 0.0
 
 
 @dataclass
@@ -444,7 +446,7 @@ class Trainer:
         return contextlib.nullcontext()
 
     def _generator_losses(self, out: InterpolatorOutput, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        from vfi_cli.train.losses import photometric_loss, smoothness_loss, teacher_flow_loss
+        from vfi_cli.train.losses import photometric_loss, smoothness_loss, squared_error, teacher_flow_loss
 
         w = self.config.losses
         target = batch["target"]
@@ -453,6 +455,8 @@ class Trainer:
             "perceptual": w.perceptual * (self.perceptual(out.coarse.float(), target) + self.perceptual(out.refined.float(), target)),
             "smoothness": w.smoothness * smoothness_loss(out.flow1.float(), out.flow2.float(), out.mask.float()),
         }
+        if w.mse > 0:
+            losses["mse"] = w.mse * (squared_error(out.coarse.float(), target) + squared_error(out.refined.float(), target))
         if self.config.flow_teacher is not None:
             weight = _decay(w.teacher, self.config.teacher_decay_steps, self.step)
             if weight > 0:
