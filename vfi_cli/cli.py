@@ -479,7 +479,8 @@ def run_train(run_dir: Path, *, resume: bool = False, data: tuple[str, ...] = ()
     for item in lambdas:
         name, _, value = item.partition("=")
         if name not in LossWeights.__dataclass_fields__ or name == "teacher":
-            raise VfiError(f"unknown loss weight {name!r} in --lambda (use photometric, perceptual, smoothness, discriminator, adversarial, mse)")
+            names = ", ".join(n for n in LossWeights.__dataclass_fields__ if n != "teacher")
+            raise VfiError(f"unknown loss weight {name!r} in --lambda (use {names})")
         try:
             weights[name] = float(value)
         except ValueError:

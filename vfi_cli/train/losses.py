@@ -43,6 +43,12 @@ LAPLACIAN_LEVELS = 5
 log = logging.getLogger(__name__)
 
 
+def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> None:
+    """Losses compare like with like: a broadcast of mismatched shapes would train on the wrong pairs."""
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+
+
 def charbonnier(x: torch.Tensor, eps: float = CHARBONNIER_EPS, alpha: float = CHARBONNIER_ALPHA) -> torch.Tensor:
     """ρ(x) of Eq. 5, elementwise: a differentiable robust ℓ1."""
     return (x * x + eps * eps).pow(alpha)
@@ -62,16 +68,14 @@ def photometric_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     Each term is a mean over all elements, so the loss does not grow with batch or crop size.
     Its minimum (identical images) is 3·ε^(2α) ≈ 6e-3, not 0; that constant has no gradient.
     """
-    if pred.shape != target.shape:
-        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+    _check_pair(pred, target)
     diff = pred - target
     return charbonnier(diff).mean() + charbonnier(_dx(diff)).mean() + charbonnier(_dy(diff)).mean()
 
 
 def squared_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared colour error: the quantity PSNR is computed from."""
-    if pred.shape != target.shape:
-        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+    _check_pair(pred, target)
     return F.mse_loss(pred, target)
 
 
@@ -216,8 +220,7 @@ class PerceptualLoss(nn.Module):
         return x
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if pred.shape != target.shape:
-            raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+        _check_pair(pred, target)
         if self.uses_vgg:
             with torch.no_grad():
                 reference = self.features(target)
