@@ -203,6 +203,26 @@ def test_two_process_gloo_run(tmp_path: Path) -> None:
     assert len([line for line in log if '"total"' in line]) == 3  # rank 0 alone writes the log
 
 
+def test_vfi_train_leaves_the_process_group_even_when_training_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A process that exits with its gloo group alive can abort in C++ teardown and fail the launch.
+    from vfi_cli.errors import VfiError
+
+    closed: list[int] = []
+
+    def failing_fit(self: Trainer, on_step: object = None) -> None:
+        raise VfiError("training stopped at step 1: a loss is not finite")
+
+    monkeypatch.setattr(Trainer, "fit", failing_fit)
+    monkeypatch.setattr(Trainer, "close", lambda self: closed.append(self.step))
+    (tmp_path / "model.json").write_text(json.dumps(TINY_CONFIG.to_dict()))
+    result = CliRunner().invoke(main, [
+        "train", "--run-dir", str(tmp_path / "r"), "--data", "synthetic", "--model-config", str(tmp_path / "model.json"),
+        "--crop", "32", "--batch-size", "2", "--workers", "0", "--steps", "1", "-q",
+    ])
+    assert result.exit_code == 1 and "not finite" in result.output
+    assert closed == [0]
+
+
 def test_squared_error_is_the_error_psnr_measures() -> None:
     from vfi_cli.evaluation.metrics import psnr
     from vfi_cli.train.losses import squared_error

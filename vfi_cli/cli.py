@@ -492,17 +492,20 @@ def run_train(run_dir: Path, *, resume: bool = False, data: tuple[str, ...] = ()
         given["losses"] = {**LossWeights().__dict__, **weights}
     config = resolve_train_config(run_dir, resume, given)
     trainer = Trainer(config, resume=resume)
-    console = Console(stderr=True, quiet=quiet or not trainer.env.main, soft_wrap=True)
-    console.print(
-        f"run {run_dir}: {len(trainer.train_data)} training triplets, {len(trainer.val_data or [])} held out; "
-        f"step {trainer.step}/{trainer.total_steps}; adversarial {config.adversarial}; perceptual loss {trainer.perceptual.source}"
-    )
-    with _TrainProgress(console, trainer.total_steps, trainer.step) as on_step:
-        result = trainer.fit(on_step)
-    console.print(f"stopped at step {result.step}: {', '.join(f'{k} {v:.4g}' for k, v in result.last_metrics.items())}")
-    if export_path is not None and trainer.env.main:
-        card = export_checkpoint(run_dir / "checkpoints" / "last.pt", export_path)
-        console.print(f"exported {export_path} (sha256 {card['sha256'][:12]}…)")
+    try:
+        console = Console(stderr=True, quiet=quiet or not trainer.env.main, soft_wrap=True)
+        console.print(
+            f"run {run_dir}: {len(trainer.train_data)} training triplets, {len(trainer.val_data or [])} held out; "
+            f"step {trainer.step}/{trainer.total_steps}; adversarial {config.adversarial}; perceptual loss {trainer.perceptual.source}"
+        )
+        with _TrainProgress(console, trainer.total_steps, trainer.step) as on_step:
+            result = trainer.fit(on_step)
+        console.print(f"stopped at step {result.step}: {', '.join(f'{k} {v:.4g}' for k, v in result.last_metrics.items())}")
+        if export_path is not None and trainer.env.main:
+            card = export_checkpoint(run_dir / "checkpoints" / "last.pt", export_path)
+            console.print(f"exported {export_path} (sha256 {card['sha256'][:12]}…)")
+    finally:
+        trainer.close()
     return result
 
 

@@ -557,7 +557,18 @@ class Trainer:
         checkpoint = self.save_checkpoint()
         if self.env.main and self.val_data is not None:
             self._log({"step": self.step, **self.validate()})
+        if self.env.world > 1:
+            dist.barrier()  # the other processes leave only once rank 0 has written the last checkpoint
         return TrainResult(self.step, self.epoch, self.last_metrics, checkpoint)
+
+    def close(self) -> None:
+        """Tear down the process group this trainer joined.
+
+        A process that exits with the gloo group alive can abort in its C++ destructors
+        ("terminate called without an active exception"), which fails the whole launch.
+        """
+        if self.env.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
 
     def _after_step(self, batch: dict[str, Any], logged: dict[str, float], started: float) -> None:
         if not self.env.main:
