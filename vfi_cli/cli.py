@@ -324,10 +324,11 @@ def card_summary(card: dict[str, Any]) -> list[str]:
     # so that the last stage's steps and hours are not mistaken for the whole cost.
     stages, parent = [recipe], recipe.get("init_from")
     while parent:
-        cost = f", itself {_stage_cost(parent['recipe'])}" if (parent.get("recipe") or {}).get("steps") else ""
+        stage = parent.get("recipe") or {}
+        cost = f", itself {_stage_cost(stage)}" if stage.get("steps") else ""
         lines.append(f"  fine-tuned from {parent.get('file')} (sha256 {parent.get('sha256')}){cost}")
-        stages.append(parent.get("recipe") or {})
-        parent = stages[-1].get("init_from")
+        stages.append(stage)
+        parent = stage.get("init_from")
     if len(stages) > 1 and all(stage.get("steps") for stage in stages):
         total = {"steps": sum(s["steps"] for s in stages)}
         if all(stage.get("wall_seconds") for stage in stages):
@@ -476,11 +477,11 @@ def run_train(run_dir: Path, *, resume: bool = False, data: tuple[str, ...] = ()
 
         given["model"] = ModelConfig.from_dict(load_weights(Path(given["init_weights"]))[1]["config"]).to_dict()
     weights: dict[str, float] = {}
+    settable = [n for n in LossWeights.__dataclass_fields__ if n != "teacher"]  # --teacher-weight sets that one
     for item in lambdas:
         name, _, value = item.partition("=")
-        if name not in LossWeights.__dataclass_fields__ or name == "teacher":
-            names = ", ".join(n for n in LossWeights.__dataclass_fields__ if n != "teacher")
-            raise VfiError(f"unknown loss weight {name!r} in --lambda (use {names})")
+        if name not in settable:
+            raise VfiError(f"unknown loss weight {name!r} in --lambda (use {', '.join(settable)})")
         try:
             weights[name] = float(value)
         except ValueError:
