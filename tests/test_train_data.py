@@ -11,13 +11,14 @@ import torch
 
 from tests.conftest import translating_frames, write_video
 from vfi_cli.errors import VfiError
+from vfi_cli.train.teachers.dis import teacher_flow
 from vfi_cli.train.data import (
     DataSpec,
     VideoSource,
     build_dataset,
     cache_clip,
     collate_triplets,
-    teacher_flow,
+    
 )
 
 

@@ -396,10 +396,13 @@ def _parse_data(values: tuple[str, ...], roots: tuple[Path, ...]) -> list[dict[s
 @click.option("--num-rois", type=click.IntRange(min=1), help="RoIs per image (default 16).")
 @click.option("--d-steps", type=click.IntRange(min=1), help="Discriminator updates per generator update (default 2).")
 @click.option("--d-channels", type=click.IntRange(min=1), help="Width of the discriminator's first layer (default 64).")
-@click.option("--flow-teacher", type=click.Choice(["dis"]), help="Supervise the flow module with OpenCV DIS flow (deviation from the paper).")
+@click.option("--teacher", "--flow-teacher", "flow_teacher", metavar="dis|rife:PATH|vfi:WEIGHTS",
+              help="Distil the flow module from a teacher: OpenCV DIS, RIFE HDv3's flownet.pkl, or vfi weights (deviation from the paper).")
+@click.option("--clip-starts", type=click.IntRange(min=1), help="At most this many evenly spaced start frames per video clip.")
+@click.option("--prepare-only", is_flag=True, help="Decode the clips and fill the teacher cache, then stop.")
 @click.option("--teacher-weight", type=float, help="Starting weight of the flow teacher (default 1.0), decayed linearly ...")
 @click.option("--teacher-decay-steps", type=click.IntRange(min=1), help="... to zero over this many steps (default 5000).")
-@click.option("--lambda", "lambdas", multiple=True, metavar="NAME=VALUE", help="Loss weight: photometric, perceptual, smoothness, discriminator, adversarial, mse (off; not in the paper).")
+@click.option("--lambda", "lambdas", multiple=True, metavar="NAME=VALUE", help="Loss weight: photometric, perceptual, smoothness, discriminator, adversarial, teacher_mask, mse (off; not in the paper).")
 @click.option("--init-weights", type=click.Path(path_type=Path), help="Start the generator from these weights (fine-tuning); their architecture is used.")
 @click.option("--feature-init", type=click.Choice(["learned", "resnet18"]), help="Feature extractor start (default learned).")
 @click.option("--resnet18-weights", type=click.Path(path_type=Path), help="Local torchvision ResNet-18 weights for --feature-init resnet18.")
@@ -418,10 +421,10 @@ def _parse_data(values: tuple[str, ...], roots: tuple[Path, ...]) -> list[dict[s
 @click.option("--export", "export_path", type=click.Path(path_type=Path), help="Also write the trained generator here (.safetensors + card).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def train(run_dir: Path, resume: bool, data: tuple[str, ...], data_roots: tuple[Path, ...], lambdas: tuple[str, ...],
-          model_config: Path | None, export_path: Path | None, quiet: bool, **options: Any) -> None:
+          model_config: Path | None, export_path: Path | None, quiet: bool, prepare_only: bool, **options: Any) -> None:
     """Train the network with instance-level adversarial learning (paper §3.3–3.5)."""
     _run(lambda: run_train(run_dir, resume=resume, data=data, data_roots=data_roots, lambdas=lambdas,
-                           model_config=model_config, export_path=export_path, quiet=quiet, **options),
+                           model_config=model_config, export_path=export_path, quiet=quiet, prepare_only=prepare_only, **options),
          interrupted=f"Interrupted: the run is saved in {run_dir / 'checkpoints' / 'last.pt'}; continue it with --resume.")
 
 
@@ -450,7 +453,7 @@ def resolve_train_config(run_dir: Path, resume: bool, given: dict[str, Any]) -> 
 
 def run_train(run_dir: Path, *, resume: bool = False, data: tuple[str, ...] = (), data_roots: tuple[Path, ...] = (),
               lambdas: tuple[str, ...] = (), model_config: Path | None = None, export_path: Path | None = None,
-              quiet: bool = False, **options: Any) -> Any:
+              quiet: bool = False, prepare_only: bool = False, **options: Any) -> Any:
     """Everything ``vfi train`` does after parsing; returns the trainer's result."""
     import json
 
@@ -499,6 +502,13 @@ def run_train(run_dir: Path, *, resume: bool = False, data: tuple[str, ...] = ()
             f"run {run_dir}: {len(trainer.train_data)} training triplets, {len(trainer.val_data or [])} held out; "
             f"step {trainer.step}/{trainer.total_steps}; adversarial {config.adversarial}; perceptual loss {trainer.perceptual.source}"
         )
+        pending = len(trainer.train_data.teacher_indices()) if trainer.env.main else 0
+        if pending:
+            with _TrainProgress(console, pending, 0, label="teacher") as on_step:
+                covered = trainer.prepare_teacher(lambda done, total: on_step(done, total, {}))
+            console.print(f"teacher {config.flow_teacher}: {covered} of {pending} triplets covered, cached in the run's cache")
+        if prepare_only:
+            return None
         with _TrainProgress(console, trainer.total_steps, trainer.step) as on_step:
             result = trainer.fit(on_step)
         console.print(f"stopped at step {result.step}: {', '.join(f'{k} {v:.4g}' for k, v in result.last_metrics.items())}")
@@ -511,13 +521,13 @@ def run_train(run_dir: Path, *, resume: bool = False, data: tuple[str, ...] = ()
 
 
 class _TrainProgress:
-    """Steps, losses, steps/s and ETA of a training run."""
+    """Steps, losses, steps/s and ETA of a training run (or of its teacher pass, ``label``)."""
 
-    def __init__(self, console: Any, total: int, done: int) -> None:
+    def __init__(self, console: Any, total: int, done: int, label: str = "training") -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self._bar = Progress(
-            TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+            TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
             TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[losses]}"),
             console=console, disable=console.quiet,
         )

@@ -17,6 +17,9 @@ class ModelConfig:
     first halves the resolution, so inputs must be padded to ``stride`` = 2**(levels-1).
     ``flow_prior`` "dis" feeds the U-Net a classical DIS optical-flow estimate to correct
     (:mod:`vfi_cli.model.prior`, an addition to the paper); "none" is the paper's network.
+    ``flow_downsample`` n runs the U-Net on frames shrunk n times and upsamples its flows and mask
+    (as RIFE estimates flow coarse): the U-Net's cost falls by n², warping and synthesis stay at
+    full resolution. The paper's network is n = 1.
     """
 
     unet_channels: tuple[int, ...] = (32, 64, 96, 128, 192, 256)
@@ -25,6 +28,7 @@ class ModelConfig:
     synthesis_channels: int = 64
     synthesis_kernel: int = 9
     flow_prior: str = "none"
+    flow_downsample: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "unet_channels", tuple(int(c) for c in self.unet_channels))
@@ -35,6 +39,8 @@ class ModelConfig:
         for name in ("feature_channels", "synthesis_channels"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if isinstance(self.flow_downsample, bool) or not isinstance(self.flow_downsample, int) or not 1 <= self.flow_downsample <= 8:
+            raise ValueError(f"flow_downsample must be a whole number from 1 to 8, got {self.flow_downsample!r}")
         if self.flow_prior not in FLOW_PRIORS:
             raise ValueError(f"flow_prior must be one of {FLOW_PRIORS}, got {self.flow_prior!r}")
         for name in ("feature_kernel", "synthesis_kernel"):

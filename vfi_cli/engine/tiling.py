@@ -91,7 +91,8 @@ def bytes_per_pixel(model: nn.Module, flow_scale: float, dtype: torch.dtype) -> 
     The peak is the larger of two phases (counted in values per pixel):
     flow — both feature maps held (2F) and the images (6), while the finest decoder level of the
     U-Net holds its upsampled input, the concatenation, two convolution outputs and oneDNN's
-    reordered copy (3·c1 + 4·c0 + 13), at flow_scale² of the pixels; synthesis — the held
+    reordered copy (3·c1 + 4·c0 + 13), at 1/n² of the pixels (n = the U-Net's shrink, see
+    ``Interpolator.flow_shrink``); synthesis — the held
     features, the warped and blended features and the concatenation (5F) and two 9×9 outputs
     with a reorder (3S). Measured on the CPU in float32 (peak RSS growth of one forward pass at
     512×1024, torch 2.14, see README): default config 1930 B/px (estimate 2084 before the safety
@@ -106,7 +107,8 @@ def bytes_per_pixel(model: nn.Module, flow_scale: float, dtype: torch.dtype) -> 
     c0, c1 = unet[0], unet[1]
     held = 2 * features + 6
     prior = 44 if getattr(model, "flow_prior", "none") != "none" else 0
-    flow_phase = held + flow_scale**2 * (3 * c1 + 4 * c0 + 13 + prior)
+    shrink = model.flow_shrink(flow_scale) if hasattr(model, "flow_shrink") else round(1 / flow_scale)
+    flow_phase = held + (3 * c1 + 4 * c0 + 13 + prior) / shrink**2
     synthesis_phase = 5 * features + 3 * synthesis + 9
     values = max(flow_phase, synthesis_phase)
     if dtype == torch.float32:

@@ -35,8 +35,11 @@ class Interpolator(nn.Module):
     that a frame shared by two neighbouring pairs is encoded once.
     """
 
-    def __init__(self, flow: nn.Module, features: nn.Module, synthesis: nn.Module, stride: int, flow_prior: str = "none") -> None:
+    def __init__(
+        self, flow: nn.Module, features: nn.Module, synthesis: nn.Module, stride: int, flow_prior: str = "none", flow_downsample: int = 1
+    ) -> None:
         super().__init__()
+        self.flow_downsample = flow_downsample
         self.flow = flow
         self.features = features
         self.synthesis = synthesis
@@ -51,12 +54,18 @@ class Interpolator(nn.Module):
             synthesis=Synthesis(config.feature_channels, config.synthesis_channels, config.synthesis_kernel),
             stride=config.stride,
             flow_prior=config.flow_prior,
+            flow_downsample=config.flow_downsample,
         )
 
     def multiple(self, flow_scale: float = 1.0) -> int:
-        """The factor both image sides must be a multiple of: at ``flow_scale`` = 1/n the
-        downscaled image must itself be a multiple of ``stride``, so the full one of n·stride."""
-        return self.stride * flow_factor(flow_scale)
+        """The factor both image sides must be a multiple of: the U-Net sees frames shrunk n times
+        (n = the config's ``flow_downsample`` over ``flow_scale``), which must themselves be
+        multiples of ``stride``, so the full ones of n·stride."""
+        return self.stride * self.flow_shrink(flow_scale)
+
+    def flow_shrink(self, flow_scale: float = 1.0) -> int:
+        """How many times smaller than the input the U-Net's frames are at ``flow_scale``."""
+        return self.flow_downsample * flow_factor(flow_scale)
 
     def forward(
         self,
@@ -67,10 +76,11 @@ class Interpolator(nn.Module):
         features2: torch.Tensor | None = None,
         flow_scale: float = 1.0,
     ) -> InterpolatorOutput:
-        """``flow_scale`` < 1 estimates the flows on frames shrunk by that factor (as RIFE's
-        --scale): large motions become small for the U-Net and its memory falls by the square of
-        the factor; warping and synthesis stay at full resolution."""
-        factor = flow_factor(flow_scale)
+        """``flow_scale`` < 1 estimates the flows on frames shrunk by that factor more than the
+        config's ``flow_downsample`` (as RIFE's --scale): large motions become small for the U-Net
+        and its memory falls by the square of the factor; warping and synthesis stay at full
+        resolution."""
+        factor = self.flow_shrink(flow_scale)
         self._check(image1, image2, t, factor)
         if features1 is None:
             features1 = self.features(image1)

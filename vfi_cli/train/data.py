@@ -28,6 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vfi_cli.errors import VfiError
+from vfi_cli.train.teachers import DISTILL_CHANNELS, NetworkTeacher, TeacherSpec, build_network_teacher
 
 KINDS = ("synthetic", "videos", "ucf101", "cityscapes")
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".mpg", ".mpeg", ".webm", ".m4v", ".ts", ".flv", ".wmv"}
@@ -39,6 +40,7 @@ FLAGS_VERSION = 2  # raise when the cut/static rule changes: cached clips then r
 STATIC_LEVEL = 1.0  # mean absolute difference (0–255) below which a span counts as static
 DEFAULT_TRAIN_SCALE = {"synthetic": 0.5, "videos": 1.0, "ucf101": 1.0, "cityscapes": 0.25}
 VAL_MAX_SIDE = 512
+TEACHER_MIDDLE_SHARE = 0.75  # with a network teacher, most video triplets are the t = 0.5 ones it covers
 MIN_DETECTION_SIDE = 8  # detector boxes clipped to a crop smaller than this (low-res pixels) are dropped
 
 
@@ -71,6 +73,7 @@ class Triplet:
     last: np.ndarray
     t: float
     key: str
+    teachable: bool = False  # consecutive frames of a video: the triplets a network teacher's cache covers
 
 
 # ----------------------------------------------------------------------------- frame cache
@@ -190,20 +193,29 @@ class _Source:
         raise NotImplementedError
 
 
-def _draw_gap(clip: CachedClip, start: int, limit: int, rng: np.random.Generator) -> tuple[int, int]:
-    """(k, j): a span of k intervals from ``start`` with the middle frame j in; half the time k = 2 (t = 0.5)."""
+def _draw_gap(clip: CachedClip, start: int, limit: int, rng: np.random.Generator, middle_share: float = 0.5) -> tuple[int, int]:
+    """(k, j): a span of k intervals from ``start`` with the middle frame j in; k = 2 (t = 0.5) with
+    probability ``middle_share``."""
     gaps = [k for k in range(3, MAX_GAP + 1) if start + k < limit and clip.span_ok(start, start + k)]
-    k = 2 if not gaps or rng.random() < 0.5 else int(rng.choice(gaps))
+    k = 2 if not gaps or rng.random() < middle_share else int(rng.choice(gaps))
     return k, int(rng.integers(1, k))
 
 
 class VideoSource(_Source):
-    """Every usable start frame of every clip in a folder (recursive) or a single video file."""
+    """Every usable start frame of every clip in a folder (recursive) or a single video file.
+
+    ``max_starts`` keeps at most that many start frames per clip, evenly spaced, so that a long
+    clip does not outweigh the others and a teacher's cache stays affordable. ``middle_share`` is
+    the probability of a t = 0.5 triplet of consecutive frames (the ones a network teacher covers).
+    """
 
     kind = "videos"
 
-    def __init__(self, root: Path, split: str, cache_dir: Path, train_scale: float) -> None:
+    def __init__(
+        self, root: Path, split: str, cache_dir: Path, train_scale: float, max_starts: int | None = None, middle_share: float = 0.5
+    ) -> None:
         self.train_scale = train_scale
+        self.middle_share = middle_share
         files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
         if not files:
             raise VfiError(f"no videos found under {root}")
@@ -211,7 +223,10 @@ class VideoSource(_Source):
         self.items: list[tuple[int, int, int]] = []  # (clip, start, end of the split's frames)
         for number, clip in enumerate(self.clips):
             frames = _split_range(clip.frame_count, split)
-            self.items += [(number, i, frames.stop) for i in frames if i + 2 < frames.stop and clip.span_ok(i, i + 2)]
+            starts = [i for i in frames if i + 2 < frames.stop and clip.span_ok(i, i + 2)]
+            if max_starts is not None and len(starts) > max_starts:
+                starts = [starts[int(n)] for n in np.linspace(0, len(starts) - 1, max_starts).round()]
+            self.items += [(number, i, frames.stop) for i in starts]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -219,9 +234,10 @@ class VideoSource(_Source):
     def triplet(self, index: int, rng: np.random.Generator, split: str) -> Triplet:
         number, start, limit = self.items[index]
         clip = self.clips[number]
-        k, j = (2, 1) if split == "val" else _draw_gap(clip, start, limit, rng)
+        k, j = (2, 1) if split == "val" or rng is None else _draw_gap(clip, start, limit, rng, self.middle_share)
         frames = clip.frames
-        return Triplet(frames[start], frames[start + j], frames[start + k], j / k, f"{clip.directory.name}/{start}-{j}-{k}")
+        key = f"{clip.directory.name}/{start}-{j}-{k}"
+        return Triplet(frames[start], frames[start + j], frames[start + k], j / k, key, teachable=k == 2)
 
 
 class UCF101Source(_Source):
@@ -411,29 +427,6 @@ def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div(255)
 
 
-def teacher_flow(first: np.ndarray, middle: np.ndarray, last: np.ndarray) -> np.ndarray:
-    """Classical flow supervision for the flow module: [5,H,W] float32 = f1→t, f2→t, confidence.
-
-    DIS optical flow from the *ground-truth* middle frame to each input gives exactly the backward
-    flows the network predicts (as IFRNet distils a flow network from the intermediate frame); the
-    confidence is low where warping an input with its flow does not reproduce the middle frame
-    (occlusions, flow failures).
-    """
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    grey = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in (first, middle, last)]
-    height, width = grey[1].shape
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    out = np.empty((5, height, width), np.float32)
-    errors = []
-    for slot, source in ((0, first), (2, last)):
-        flow = dis.calc(grey[1], grey[0 if slot == 0 else 2], None)
-        out[slot : slot + 2] = flow.transpose(2, 0, 1)
-        warped = cv2.remap(source, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        errors.append(np.abs(warped.astype(np.float32) - middle).mean(axis=2))
-    out[4] = np.exp(-np.minimum(errors[0], errors[1]) / 8.0)
-    return out
-
-
 class TripletDataset(Dataset):
     """The item pipeline over one or more sources; ``weights`` (per item) mixes sources by share."""
 
@@ -457,6 +450,9 @@ class TripletDataset(Dataset):
         self.proposals = proposals
         self.num_rois = num_rois
         self.flow_teacher = flow_teacher
+        self.teacher = TeacherSpec.parse(flow_teacher) if flow_teacher else None
+        self._teacher_cache = _teacher_cache_name(self.teacher) if self.teacher is not None else ""
+        self._network: NetworkTeacher | None = None  # built in the process that first needs it (a worker)
         self.cache_dir = cache_dir
         self.proposer = proposer
         self.offsets = np.cumsum([0] + [len(s) for s in self.sources])
@@ -495,25 +491,32 @@ class TripletDataset(Dataset):
         first, middle, last = (im[y : y + h, x : x + w] for im in images)
         return {"image1": _to_tensor(first), "image2": _to_tensor(last), "target": _to_tensor(middle), "t": torch.tensor(triplet.t)}
 
-    def _train_item(self, triplet: Triplet, train_scale: float, rng: np.random.Generator) -> dict[str, Any]:
+    def _geometry(self, triplet: Triplet, train_scale: float) -> tuple[list[np.ndarray], int, float, tuple[int, int]]:
+        """(frames, high-resolution crop side, its scale over the crop, low-resolution frame size).
+
+        Footage smaller than the crop is enlarged to it (no high-resolution pairing then)."""
         crop = self.crop
         frames = [triplet.first, triplet.middle, triplet.last]
         height, width = frames[0].shape[:2]
-        if min(height, width) < crop:  # small footage: enlarge to the crop, no high-resolution pairing
+        if min(height, width) < crop:
             factor = crop / min(height, width)
             frames = [cv2.resize(f, (max(crop, round(width * factor)), max(crop, round(height * factor))), interpolation=cv2.INTER_CUBIC) for f in frames]
             height, width = frames[0].shape[:2]
-        side = max(crop, min(int(round(crop / train_scale)), height, width))  # high-resolution crop side
+        side = max(crop, min(int(round(crop / train_scale)), height, width))
         scale = side / crop
-        # The crop is drawn on the low-resolution grid, so that the cached full-frame teacher lines up with it.
         low_size = (max(crop, round(width / scale)), max(crop, round(height / scale)))
+        return frames, side, scale, low_size
+
+    def _train_item(self, triplet: Triplet, train_scale: float, rng: np.random.Generator) -> dict[str, Any]:
+        crop = self.crop
+        frames, side, scale, low_size = self._geometry(triplet, train_scale)
+        height, width = frames[0].shape[:2]
+        # The crop is drawn on the low-resolution grid, so that the cached full-frame teacher lines up with it.
         low_y, low_x = int(rng.integers(0, low_size[1] - crop + 1)), int(rng.integers(0, low_size[0] - crop + 1))
         y, x = min(round(low_y * scale), height - side), min(round(low_x * scale), width - side)
         high = [f[y : y + side, x : x + side] for f in frames]
         boxes_full = self._cached_detections(triplet, y, x, side) if self.proposals == "maskrcnn" else None
-        teacher = None
-        if self.flow_teacher == "dis":
-            teacher = self._cached_teacher(triplet, frames, low_size)[:, low_y : low_y + crop, low_x : low_x + crop].astype(np.float32)
+        teacher = self._teacher_crop(triplet, frames, low_size, low_y, low_x)
         if rng.random() < 0.5:
             high = [h[:, ::-1] for h in high]
             boxes_full = None if boxes_full is None else _flip_boxes(boxes_full, side, axis=0)
@@ -526,7 +529,7 @@ class TripletDataset(Dataset):
         if rng.random() < 0.5:  # temporal reversal: the same motion played backwards
             high = [high[2], high[1], high[0]]
             t = 1.0 - t
-            teacher = None if teacher is None else teacher[[2, 3, 0, 1, 4]]
+            teacher = None if teacher is None else _reverse_teacher(teacher)
         high = [np.ascontiguousarray(h) for h in high]
         low = high if side == crop else [cv2.resize(h, (crop, crop), interpolation=cv2.INTER_AREA) for h in high]
         boxes = self._boxes(low, boxes_full, scale, rng)
@@ -543,18 +546,58 @@ class TripletDataset(Dataset):
             item["teacher"] = torch.from_numpy(np.ascontiguousarray(teacher))
         return item
 
+    def _teacher_crop(self, triplet: Triplet, frames: list[np.ndarray], low_size: tuple[int, int], y: int, x: int) -> np.ndarray | None:
+        """The teacher's output over the crop at (y, x) of the low-resolution frame; a network
+        teacher's weights are all zero on triplets it does not cover (it is then silent)."""
+        if self.teacher is None:
+            return None
+        crop = self.crop
+        if self.teacher.kind == "dis":
+            full = self._cached_teacher(triplet, frames, low_size)
+        elif triplet.teachable and self._network_teacher().applies(triplet.t):
+            full = self._cached_network_teacher(triplet, frames, low_size)
+        else:
+            return np.zeros((DISTILL_CHANNELS, crop, crop), np.float32)
+        return full[:, y : y + crop, x : x + crop].astype(np.float32)
+
+    def _network_teacher(self) -> NetworkTeacher:
+        if self._network is None:
+            self._network = build_network_teacher(self.teacher)  # type: ignore[arg-type]
+        return self._network
+
+    def _cached_network_teacher(self, triplet: Triplet, frames: list[np.ndarray], low_size: tuple[int, int]) -> np.ndarray:
+        """A network teacher's output on the whole low-resolution triplet, computed once (float16)."""
+
+        def compute() -> np.ndarray:
+            return self._network_teacher()(*_resize_all(frames, low_size), triplet.t).astype(np.float16)
+
+        return self._cached(self._teacher_cache, f"{triplet.key}|{low_size}", compute)
+
+    def teacher_indices(self) -> list[int]:
+        """Items whose consecutive-frame triplet a network teacher covers: what :meth:`prepare_teacher` fills."""
+        if self.teacher is None or self.teacher.kind == "dis":
+            return []
+        return [i for i in range(len(self)) if isinstance(self._locate(i)[0], VideoSource)]
+
+    def prepare_teacher(self, index: int) -> bool:
+        """Fill the teacher cache for item ``index`` (its t = 0.5 triplet of consecutive frames);
+        returns whether the teacher covers it. Called before training so that epochs never wait."""
+        source, local = self._locate(index)
+        triplet = source.triplet(local, None, "train")  # type: ignore[arg-type]
+        if not self._network_teacher().applies(triplet.t):
+            return False
+        frames, _, _, low_size = self._geometry(triplet, source.train_scale)
+        self._cached_network_teacher(triplet, frames, low_size)
+        return True
+
     def _cached_teacher(self, triplet: Triplet, frames: list[np.ndarray], low_size: tuple[int, int]) -> np.ndarray:
         """The DIS teacher of the whole low-resolution triplet, computed once and kept on disk (float16).
 
         Computing it on the full frame rather than the crop gives the flow its context at the crop's edges.
         """
+        from vfi_cli.train.teachers.dis import teacher_flow
 
-        def compute() -> np.ndarray:
-            height, width = frames[0].shape[:2]
-            lows = frames if (width, height) == low_size else [cv2.resize(f, low_size, interpolation=cv2.INTER_AREA) for f in frames]
-            return teacher_flow(*lows).astype(np.float16)
-
-        return self._cached("teacher", f"{triplet.key}|{low_size}", compute)
+        return self._cached("teacher", f"{triplet.key}|{low_size}", lambda: teacher_flow(*_resize_all(frames, low_size)).astype(np.float16))
 
     def _cached(self, kind: str, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
         """A per-triplet array from ``cache_dir/kind``, computed and stored the first time it is asked for."""
@@ -587,6 +630,29 @@ class TripletDataset(Dataset):
         return clipped[kept_area >= 0.5 * area]
 
 
+def _resize_all(frames: list[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]:
+    height, width = frames[0].shape[:2]
+    return frames if (width, height) == size else [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
+
+
+def _teacher_cache_name(spec: TeacherSpec) -> str:
+    """Cache folder of a teacher's outputs: new weights never read an old teacher's flows."""
+    if spec.path is None:
+        return spec.kind
+    from vfi_cli.model.weights import sha256_file
+
+    return f"teacher-{spec.kind}-{sha256_file(spec.path)[:12]}"
+
+
+def _reverse_teacher(teacher: np.ndarray) -> np.ndarray:
+    """The teacher of the reversed triplet: flows (and their weights) swap; the mask becomes 1 − mask."""
+    if teacher.shape[0] == 5:  # DIS: f1, f2, confidence
+        return teacher[[2, 3, 0, 1, 4]]
+    reversed_ = teacher[[2, 3, 0, 1, 4, 6, 5, 7]].copy()
+    reversed_[4] = 1 - reversed_[4]
+    return reversed_
+
+
 def _rescale(image: np.ndarray, scale: float) -> np.ndarray:
     if scale == 1.0:
         return image
@@ -595,7 +661,8 @@ def _rescale(image: np.ndarray, scale: float) -> np.ndarray:
 
 
 def _flip_flows(teacher: np.ndarray, axis: int) -> np.ndarray:
-    """Mirror a [5,H,W] teacher: axis 0 flips x (and the x components), axis 1 flips y."""
+    """Mirror a [C,H,W] teacher whose first four channels are two flows: axis 0 flips x (and the
+    x components), axis 1 flips y."""
     flipped = (teacher[:, :, ::-1] if axis == 0 else teacher[:, ::-1]).copy()
     flipped[[axis, axis + 2]] *= -1
     return flipped
@@ -632,14 +699,14 @@ def build_dataset(
     allow_download: bool = False,
     train_scale: float | None = None,
     stride: int = 32,
+    clip_starts: int | None = None,
 ) -> TripletDataset:
     """The mixed dataset of ``specs`` for ``split`` ("train" or "val")."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be train or val, not {split!r}")
     if proposals not in ("motion", "maskrcnn"):
         raise VfiError("--proposals must be motion or maskrcnn")
-    if flow_teacher not in (None, "dis"):
-        raise VfiError("--flow-teacher must be dis (or left out)")
+    network_teacher = flow_teacher is not None and TeacherSpec.parse(flow_teacher).kind != "dis"
     if train_scale is not None and not 0 < train_scale <= 1:
         raise VfiError("--train-scale must be in (0, 1]")
     sources: list[_Source] = []
@@ -648,7 +715,12 @@ def build_dataset(
         if spec.kind == "synthetic":
             sources.append(SyntheticSource(split, scale, seed, size=int(round(crop / scale))))
         elif spec.kind == "videos":
-            sources.append(VideoSource(Path(spec.root), split, cache_dir, scale))  # type: ignore[arg-type]
+            sources.append(
+                VideoSource(
+                    Path(spec.root), split, cache_dir, scale, max_starts=clip_starts,  # type: ignore[arg-type]
+                    middle_share=TEACHER_MIDDLE_SHARE if network_teacher else 0.5,
+                )
+            )
         elif spec.kind == "ucf101":
             sources.append(UCF101Source(Path(spec.root), split, cache_dir, scale, seed))  # type: ignore[arg-type]
         else:

@@ -106,6 +106,28 @@ def teacher_flow_loss(flow1: torch.Tensor, flow2: torch.Tensor, teacher: torch.T
     return (confidence * (error1 + error2) / 2).sum() / (confidence.sum() + TEACHER_EPS)
 
 
+def distillation_loss(
+    flow1: torch.Tensor, flow2: torch.Tensor, mask: torch.Tensor, teacher: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(flow, mask) errors against a network teacher, where the teacher is right (not in the paper).
+
+    ``teacher`` is [B,8,H,W] as :func:`vfi_cli.train.teachers.distillation_target` packs it: two
+    flows, a mask and a weight for each. The flow term is the weighted Charbonnier end-point error
+    in pixels and the mask term the weighted absolute error, each normalised by its weight sum, so
+    both are 0 where the teacher is silent (weight 0) and neither shrinks with the share it covers.
+    """
+    if teacher.dim() != 4 or teacher.shape[1] != 8:
+        raise ValueError(f"teacher must be [B,8,H,W], got {tuple(teacher.shape)}")
+    if flow1.shape != teacher[:, :2].shape or flow2.shape != flow1.shape or mask.shape != teacher[:, 4:5].shape:
+        raise ValueError(f"flows {tuple(flow1.shape)} and mask {tuple(mask.shape)} do not match teacher {tuple(teacher.shape)}")
+    teacher = teacher.detach().to(flow1.dtype)
+    weight1, weight2, weight_mask = teacher[:, 5:6], teacher[:, 6:7], teacher[:, 7:8]
+    flow_error = weight1 * _endpoint_charbonnier(flow1 - teacher[:, 0:2]) + weight2 * _endpoint_charbonnier(flow2 - teacher[:, 2:4])
+    flow_term = flow_error.sum() / (weight1.sum() + weight2.sum() + TEACHER_EPS)
+    mask_term = (weight_mask * (mask.to(flow1.dtype) - teacher[:, 4:5]).abs()).sum() / (weight_mask.sum() + TEACHER_EPS)
+    return flow_term, mask_term
+
+
 def _endpoint_charbonnier(difference: torch.Tensor) -> torch.Tensor:
     """sqrt(|Δf|² + ε²) per pixel: the end-point error, smooth at 0 (where a plain norm's gradient is not)."""
     return (difference.pow(2).sum(dim=1, keepdim=True) + CHARBONNIER_EPS**2).sqrt()

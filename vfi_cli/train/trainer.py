@@ -53,6 +53,7 @@ class LossWeights:
     discriminator: float = 0.1
     adversarial: float = 0.01
     teacher: float = 1.0
+    teacher_mask: float = 0.1  # a network teacher's blending mask, beside its flows (``teacher``)
     mse: float = 0.0
 
 
@@ -82,8 +83,9 @@ class TrainConfig:
     d_lr: float = 1e-4
     real_noise: float = 0.1
     noise_decay_steps: int = 10_000
-    flow_teacher: str | None = None
+    flow_teacher: str | None = None  # dis, rife:PATH or vfi:WEIGHTS (vfi_cli.train.teachers)
     teacher_decay_steps: int = 5_000
+    clip_starts: int | None = None  # at most this many start frames per video clip
     losses: LossWeights = field(default_factory=LossWeights)
     feature_init: str = "learned"
     init_weights: str | None = None  # start the generator from these weights (fine-tuning)
@@ -115,8 +117,9 @@ class TrainConfig:
             raise VfiError("give exactly one of --steps and --epochs")
         if self.roi_size < 32:
             raise VfiError("--roi-size must be at least 32 (the discriminator's smallest input)")
-        if self.crop % ModelConfig.from_dict(self.model).stride:
-            raise VfiError(f"--crop {self.crop} must be a multiple of the network's stride {ModelConfig.from_dict(self.model).stride}")
+        model = ModelConfig.from_dict(self.model)
+        if self.crop % (model.stride * model.flow_downsample):
+            raise VfiError(f"--crop {self.crop} must be a multiple of the network's stride {model.stride * model.flow_downsample}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -167,6 +170,20 @@ class _SeededItems(Dataset):
             finally:
                 random.setstate(python_state)
                 np.random.set_state(numpy_state)
+
+
+class _TeacherWarmup(Dataset):
+    """Item i fills the teacher cache of the dataset's i-th teacher triplet (one per worker call)."""
+
+    def __init__(self, dataset: Any, indices: list[int]) -> None:
+        self.dataset = dataset
+        self.indices = indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int) -> bool:
+        return self.dataset.prepare_teacher(self.indices[position])
 
 
 class _EpochSampler(Sampler):
@@ -366,7 +383,7 @@ class Trainer:
             crop=config.crop, cache_dir=cache, proposals=config.proposals, num_rois=config.num_rois,
             flow_teacher=config.flow_teacher, seed=config.seed, detector_weights=Path(config.detector_weights) if config.detector_weights else None,
             allow_download=config.allow_download, train_scale=config.train_scale,
-            stride=ModelConfig.from_dict(config.model).stride,
+            stride=Interpolator.from_config(ModelConfig.from_dict(config.model)).multiple(), clip_starts=config.clip_starts,
         )
         self.train_data = build_dataset(specs, split="train", **common)
         self.val_data = build_dataset(specs, split="val", **common) if self.env.main else None
@@ -446,7 +463,7 @@ class Trainer:
         return contextlib.nullcontext()
 
     def _generator_losses(self, out: InterpolatorOutput, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        from vfi_cli.train.losses import photometric_loss, smoothness_loss, squared_error, teacher_flow_loss
+        from vfi_cli.train.losses import distillation_loss, photometric_loss, smoothness_loss, squared_error, teacher_flow_loss
 
         w = self.config.losses
         target = batch["target"]
@@ -459,8 +476,12 @@ class Trainer:
             losses["mse"] = w.mse * (squared_error(out.coarse.float(), target) + squared_error(out.refined.float(), target))
         if self.config.flow_teacher is not None:
             weight = _decay(w.teacher, self.config.teacher_decay_steps, self.step)
-            if weight > 0:
+            if weight > 0 and batch["teacher"].shape[1] == 5:  # DIS: flows and a confidence
                 losses["teacher"] = weight * teacher_flow_loss(out.flow1.float(), out.flow2.float(), batch["teacher"])
+            elif weight > 0:  # a network teacher: flows, mask and their weights
+                flow_term, mask_term = distillation_loss(out.flow1.float(), out.flow2.float(), out.mask.float(), batch["teacher"])
+                losses["teacher"] = weight * flow_term
+                losses["teacher_mask"] = _decay(w.teacher_mask, self.config.teacher_decay_steps, self.step) * mask_term
         return losses
 
     def _patches(self, out: InterpolatorOutput, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -515,6 +536,21 @@ class Trainer:
         return logged
 
     # -- run
+
+    def prepare_teacher(self, on_item: Callable[[int, int], None] | None = None) -> int:
+        """Run a network teacher once over every triplet it covers and cache its outputs, in
+        ``workers`` processes, so that training never waits for it; returns how many it covers.
+        Cached triplets are skipped, so this is cheap on a resumed run."""
+        indices = self.train_data.teacher_indices()
+        if not indices:
+            return 0
+        loader = DataLoader(_TeacherWarmup(self.train_data, indices), batch_size=None, num_workers=self.config.workers)
+        covered = 0
+        for done, hit in enumerate(loader, 1):
+            covered += int(hit)
+            if on_item is not None:
+                on_item(done, len(indices))
+        return covered
 
     def fit(self, on_step: Callable[[int, int, dict[str, float]], None] | None = None) -> TrainResult:
         """Train until ``total_steps``; Ctrl-C and non-finite losses leave a usable checkpoint."""

@@ -1,0 +1,225 @@
+"""Flow teachers: RIFE's IFNet loads a state dict made here and follows the project's flow convention;
+distillation targets, the distillation loss and a tiny distillation run; the prior-free model is pure
+tensor work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import write_video
+from vfi_cli.config import ModelConfig
+from vfi_cli.errors import VfiError
+from vfi_cli.model.network import Interpolator
+from vfi_cli.model.warp import backward_warp
+from vfi_cli.train.losses import distillation_loss
+from vfi_cli.train.teachers import RifeTeacher, TeacherSpec, distillation_target
+from vfi_cli.train.teachers.rife import IFNet, ifnet_interpolate, load_ifnet
+
+RAMP_SLOPE = 0.6 / 192  # brightness per pixel of the test ramp (0–1 scale)
+
+
+def ramp_estimator_state() -> dict[str, torch.Tensor]:
+    """IFNet weights, saved as RIFE saves them, that estimate the motion of a horizontal brightness ramp.
+
+    For a ramp of slope a moved by d pixels, the mean brightness difference of the two frames is
+    D = a·d (brightness constancy). Block 0 carries D through its layers (centre taps of 1, PReLU
+    slopes of 1, residual blocks at zero) and its flow head outputs ∓D/(2a) per input, which is the
+    true backward flow from t = 0.5: −d/2 into the first frame and +d/2 into the second. Blocks 1
+    and 2 add nothing. Any slip in which output is which flow, its sign or its scale shows.
+    """
+    network = IFNet()
+    state = {k: torch.zeros_like(v) for k, v in network.state_dict().items()}
+    for name, value in state.items():
+        if name.endswith(".1.weight") and value.dim() == 1 and "conv1" not in name and "conv2" not in name:
+            value.fill_(1.0)  # PReLU slopes of 1: identity
+    state["block0.conv0.0.0.weight"][0, 0:3, 1, 1] = 1 / 3
+    state["block0.conv0.0.0.weight"][0, 3:6, 1, 1] = -1 / 3
+    state["block0.conv0.1.0.weight"][0, 0, 1, 1] = 1.0
+    state["block0.conv1.0.weight"][0, 0] = 0.25  # a 4×4 stride-2 transposed convolution: 4 taps reach each pixel
+    state["block0.conv1.1.weight"].fill_(1.0)
+    # block0 runs at 1/4 scale and its flow is multiplied by 4 on the way back up.
+    gain = 1 / (2 * RAMP_SLOPE) / 4
+    state["block0.conv1.2.weight"][0, 0] = -0.25 * gain
+    state["block0.conv1.2.weight"][0, 2] = 0.25 * gain
+    saved = {f"module.{k}": v for k, v in state.items()}
+    saved["module.block_tea.conv0.0.0.weight"] = torch.zeros(45, 14, 3, 3)  # RIFE's training-only block
+    return saved
+
+
+def ramp_frames(shift: float, height: int = 64, width: int = 192) -> list[np.ndarray]:
+    """First, middle and last frame of a horizontal ramp moving right by ``shift`` pixels in all."""
+    xs = np.arange(width, dtype=np.float64)
+    frames = []
+    for fraction in (0.0, 0.5, 1.0):
+        row = 0.2 + RAMP_SLOPE * (xs - fraction * shift)
+        frames.append(np.repeat(np.repeat(row[None, :, None], height, 0), 3, 2))
+    return frames
+
+
+def test_ifnet_loads_rifes_state_dict_and_returns_backward_flows_in_pixels(tmp_path: Path) -> None:
+    path = tmp_path / "flownet.pkl"
+    torch.save(ramp_estimator_state(), path)
+    network = load_ifnet(path)
+    shift = 6.0
+    first, middle, last = (torch.from_numpy(f).permute(2, 0, 1)[None].float() for f in ramp_frames(shift, height=50, width=180))
+    flow1, flow2, mask, frame = ifnet_interpolate(network, first, last)
+    assert flow1.shape == flow2.shape == (1, 2, 50, 180) and mask.shape == (1, 1, 50, 180) and frame.shape == (1, 3, 50, 180)
+    inner = (slice(None), slice(None), slice(12, -12), slice(28, -28))  # away from the borders (and the padding)
+    assert flow1[:, 0][inner[0], inner[2], inner[3]].mean().item() == pytest.approx(-shift / 2, abs=0.05)
+    assert flow2[:, 0][inner[0], inner[2], inner[3]].mean().item() == pytest.approx(shift / 2, abs=0.05)
+    assert flow1[:, 1].abs().max().item() < 1e-4 and torch.allclose(mask, torch.full_like(mask, 0.5))
+    assert (frame - middle)[inner].abs().max().item() < 2e-3
+    # The same weights read from safetensors.
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in ramp_estimator_state().items()}, str(tmp_path / "flownet.safetensors"))
+    again = ifnet_interpolate(load_ifnet(tmp_path / "flownet.safetensors"), first, last)
+    assert torch.equal(again[0], flow1)
+
+
+def test_ifnet_refuses_anything_but_a_state_dict_of_its_tensors(tmp_path: Path) -> None:
+    pickled = tmp_path / "object.pkl"
+    torch.save({"weights": np.zeros(3)}, pickled)  # a numpy array needs the full unpickler
+    with pytest.raises(VfiError, match="not a plain state dict"):
+        load_ifnet(pickled)
+    wrong = tmp_path / "wrong.pkl"
+    torch.save({"conv.weight": torch.zeros(3)}, wrong)
+    with pytest.raises(VfiError, match="does not hold RIFE HDv3 weights"):
+        load_ifnet(wrong)
+    with pytest.raises(VfiError, match="not found"):
+        TeacherSpec.parse(f"rife:{tmp_path / 'missing.pkl'}")
+    with pytest.raises(VfiError, match="unknown teacher"):
+        TeacherSpec.parse("raft:x")
+
+
+def test_distillation_target_trusts_flows_that_rebuild_the_middle_frame() -> None:
+    first, middle, last = (torch.from_numpy(f).permute(2, 0, 1)[None].float() for f in ramp_frames(16.0))
+    right = torch.zeros(1, 2, 64, 192)
+    right[:, 0] = -8.0
+    wrong = right  # the second frame sampled the first one's way: 16 px off
+    target = distillation_target(right, -right, torch.full((1, 1, 64, 192), 0.5), first, last, middle)
+    assert target.shape == (8, 64, 192)
+    inner = np.s_[12:-12, 28:-28]
+    assert target[5][inner].min() > 0.99 and target[6][inner].min() > 0.99 and target[7][inner].min() > 0.99
+    target = distillation_target(right, wrong, torch.full((1, 1, 64, 192), 0.5), first, last, middle)
+    assert target[5][inner].min() > 0.99 and target[6][inner].max() < target[5][inner].min() / 2
+
+
+def test_distillation_loss_counts_only_where_the_teacher_is_weighted() -> None:
+    teacher = torch.zeros(1, 8, 4, 4)
+    teacher[:, 0] = 3.0  # teacher flow 1 = (3, 0)
+    teacher[:, 4] = 0.8
+    teacher[:, 5, :, :2] = 1.0  # flow 1 trusted on the left half only
+    teacher[:, 7] = 1.0
+    flow1 = torch.zeros(1, 2, 4, 4, requires_grad=True)
+    flow2 = torch.zeros(1, 2, 4, 4)
+    mask = torch.full((1, 1, 4, 4), 0.5)
+    flow_term, mask_term = distillation_loss(flow1, flow2, mask, teacher)
+    assert flow_term.item() == pytest.approx(3.0, rel=1e-3) and mask_term.item() == pytest.approx(0.3, rel=1e-5)
+    flow_term.backward()
+    assert flow1.grad[..., 2:].abs().sum() == 0 and flow1.grad[..., :2].abs().sum() > 0
+    teacher[:, 5:] = 0  # a silent teacher teaches nothing
+    assert distillation_loss(flow1, flow2, mask, teacher)[0].item() == 0
+
+
+def test_a_tiny_distillation_run_learns_the_teachers_flows(tmp_path: Path) -> None:
+    """vfi train --teacher rife:PATH: the cache is filled once, and training lowers the student's flow
+    error against the teacher (photometric losses off, so only the teacher can teach it)."""
+    from vfi_cli.train.data import collate_triplets
+    from vfi_cli.train.trainer import LossWeights, Trainer, TrainConfig
+
+    weights = tmp_path / "flownet.pkl"
+    torch.save(ramp_estimator_state(), weights)
+    frames = []
+    for k in range(10):  # a ramp moving 3 px per frame, with a texture riding on it so crops differ
+        xs = np.arange(192) - 3.0 * k
+        row = 0.2 + RAMP_SLOPE * xs + 0.02 * np.sin(xs / 5.0)
+        frames.append((np.repeat(np.repeat(row[None, :, None], 128, 0), 3, 2) * 255).round().astype(np.uint8))
+    clip = write_video(tmp_path / "ramp.mp4", frames, 10)
+    config = TrainConfig(
+        run_dir=str(tmp_path / "run"), data=[{"kind": "videos", "root": str(clip), "weight": 1.0}],
+        model=ModelConfig(unet_channels=(8, 16, 16), feature_channels=4, synthesis_channels=4, flow_downsample=2).to_dict(),
+        crop=64, batch_size=4, workers=0, steps=1, lr=3e-3, adversarial="none", num_rois=4, flow_teacher=f"rife:{weights}",
+        losses=LossWeights(photometric=0, perceptual=0, smoothness=0, teacher=1.0, teacher_mask=0.1),
+    )
+    trainer = Trainer(config)
+    assert trainer.prepare_teacher() == len(trainer.train_data.teacher_indices()) > 0
+    cached = list((tmp_path / "run" / "cache").glob("teacher-rife-*/*.npy"))
+    assert len(cached) == trainer.prepare_teacher()  # a second pass finds every triplet cached
+    torch.manual_seed(0)
+    np.random.seed(0)
+    items = [trainer.train_data[i % len(trainer.train_data)] for i in range(16)]
+    taught = [item for item in items if item["teacher"][5].mean() > 0.5][:4]
+    assert len(taught) == 4
+    batch = collate_triplets(taught)
+
+    def flow_error() -> float:
+        with torch.no_grad():
+            out = trainer.model(batch["image1"], batch["image2"], batch["t"])
+        return float(distillation_loss(out.flow1, out.flow2, out.mask, batch["teacher"])[0])
+
+    before = flow_error()
+    for _ in range(60):
+        trainer.train_step(batch)
+    after = flow_error()
+    assert before > 1.0 and after < 0.5 * before, (before, after)
+
+
+def test_the_prior_free_model_is_pure_tensor_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No numpy, OpenCV or host round trip in the forward pass: it runs on the meta device (where
+    any copy to the host fails) and with numpy's array constructors patched to fail."""
+    config = ModelConfig(unet_channels=(8, 16, 16), feature_channels=4, synthesis_channels=4, flow_downsample=4)
+    with torch.device("meta"):
+        model = Interpolator.from_config(config)
+        image = torch.rand(2, 3, 64, 128)
+        out = model(image, image, torch.full((2,), 0.5))
+    assert out.refined.device.type == "meta" and out.flow1.shape == (2, 2, 64, 128)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("numpy used in the forward pass")
+
+    for name in ("array", "asarray", "ascontiguousarray", "empty", "zeros"):
+        monkeypatch.setattr(np, name, refuse)
+    model = Interpolator.from_config(config).eval()
+    image = torch.rand(1, 3, 64, 128)
+    with torch.no_grad():
+        out = model(image, image, torch.tensor([0.5]))
+    assert torch.isfinite(out.refined).all()
+
+
+def test_flow_downsample_estimates_flow_on_shrunk_frames() -> None:
+    """flow_downsample n: the U-Net sees frames n times smaller and its flows come back in full-size pixels."""
+    seen: list[tuple[int, ...]] = []
+
+    class ConstantFlow(torch.nn.Module):
+        def forward(self, image1, image2, t, prior=None):  # type: ignore[no-untyped-def]
+            seen.append(tuple(image1.shape))
+            flow = torch.ones(image1.shape[0], 2, *image1.shape[-2:])
+            return flow, -flow, torch.full((image1.shape[0], 1, *image1.shape[-2:]), 0.5)
+
+    base = Interpolator.from_config(ModelConfig(unet_channels=(8, 16), feature_channels=4, synthesis_channels=4, flow_downsample=4))
+    model = Interpolator(ConstantFlow(), base.features, base.synthesis, stride=2, flow_downsample=4)
+    assert model.multiple() == 8 and model.multiple(0.5) == 16
+    image = torch.rand(1, 3, 32, 48)
+    out = model(image, image, torch.tensor([0.5]))
+    assert seen == [(1, 3, 8, 12)]
+    assert torch.allclose(out.flow1, torch.full_like(out.flow1, 4.0)) and torch.allclose(out.flow2, torch.full_like(out.flow2, -4.0))
+    assert torch.allclose(out.coarse, 0.5 * backward_warp(image, out.flow1) + 0.5 * backward_warp(image, out.flow2))
+    with pytest.raises(ValueError, match="multiple of 8"):
+        model(image[..., :28, :], image[..., :28, :], torch.tensor([0.5]))
+
+
+def test_rife_teacher_teaches_only_the_middle_time(tmp_path: Path) -> None:
+    path = tmp_path / "flownet.pkl"
+    torch.save(ramp_estimator_state(), path)
+    teacher = RifeTeacher(path)
+    assert teacher.applies(0.5) and not teacher.applies(0.25)
+    first, middle, last = ((f * 255).round().astype(np.uint8) for f in ramp_frames(6.0))
+    out = teacher(first, middle, last, 0.5)
+    assert out.shape == (8, 64, 192) and out.dtype == np.float32
+    with pytest.raises(ValueError, match="t = 0.5 only"):
+        teacher(first, middle, last, 0.25)

@@ -1,0 +1,138 @@
+"""Flow teachers: frozen sources of flows and masks that the flow module is distilled from.
+
+A teacher is not part of the shipped model (a deviation from the paper, recorded on the card): it
+runs once per training triplet, on the whole frame, and its output is cached on disk. Three kinds:
+
+- ``dis``: classical DIS optical flow from the true middle frame (:mod:`.dis`), with a confidence;
+- ``rife:PATH``: RIFE HDv3's IFNet (:mod:`.rife`), for t = 0.5 only;
+- ``vfi:WEIGHTS``: any vfi weights file, at any t.
+
+Network teachers return a :data:`DISTILL_CHANNELS`-channel float32 array per triplet: flow t→first
+(2), flow t→last (2), mask (1), and a weight per flow and for the mask that says how well the
+teacher's own output reconstructs the true middle frame there (IFRNet's task-oriented flow
+distillation): the student is taught only where the teacher is right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from vfi_cli.errors import VfiError
+
+TEACHER_KINDS = ("dis", "rife", "vfi")
+DISTILL_CHANNELS = 8  # f1 (2), f2 (2), mask, weight of f1, weight of f2, weight of the mask
+ERROR_SCALE = 0.05  # a mean absolute error (0–1 scale) of this gives weight 1/e
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    """``--teacher KIND[:PATH]``."""
+
+    kind: str
+    path: Path | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> TeacherSpec:
+        kind, _, path = text.partition(":")
+        if kind not in TEACHER_KINDS:
+            raise VfiError(f"unknown teacher {kind!r} (use dis, rife:PATH or vfi:WEIGHTS)")
+        if kind == "dis":
+            if path:
+                raise VfiError("the dis teacher takes no path")
+            return cls("dis")
+        if not path:
+            raise VfiError(f"the {kind} teacher needs a weights file: --teacher {kind}:PATH")
+        if not Path(path).is_file():
+            raise VfiError(f"teacher weights not found: {path}")
+        return cls(kind, Path(path))
+
+    def __str__(self) -> str:
+        return self.kind if self.path is None else f"{self.kind}:{self.path}"
+
+
+class NetworkTeacher(Protocol):
+    """What the data pipeline asks of a network teacher."""
+
+    def applies(self, t: float) -> bool:
+        """Whether the teacher can teach this time (RIFE HDv3: 0.5 only)."""
+
+    def __call__(self, first: np.ndarray, middle: np.ndarray, last: np.ndarray, t: float) -> np.ndarray:
+        """uint8 RGB frames [H,W,3] → float32 [DISTILL_CHANNELS,H,W]."""
+
+
+def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float().div(255)  # a copy: cached frames are read-only maps
+
+
+def distillation_target(
+    flow1: torch.Tensor, flow2: torch.Tensor, mask: torch.Tensor, first: torch.Tensor, last: torch.Tensor, middle: torch.Tensor
+) -> np.ndarray:
+    """Pack a teacher's flows and mask with weights from how well each reconstructs ``middle``.
+
+    All tensors are [1,C,H,W]; frames in [0,1]. A flow's weight is exp(−e/σ) with e the per-pixel
+    mean absolute error of its warped input against the true frame; the mask's uses the blend.
+    """
+    from vfi_cli.model.warp import backward_warp
+
+    warped1, warped2 = backward_warp(first, flow1), backward_warp(last, flow2)
+    blend = mask * warped1 + (1 - mask) * warped2
+    weights = [torch.exp(-(x - middle).abs().mean(dim=1, keepdim=True) / ERROR_SCALE) for x in (warped1, warped2, blend)]
+    return torch.cat([flow1, flow2, mask, *weights], dim=1)[0].float().numpy()
+
+
+class RifeTeacher:
+    """RIFE HDv3 (IFNet) at t = 0.5."""
+
+    def __init__(self, path: Path) -> None:
+        from vfi_cli.train.teachers.rife import load_ifnet
+
+        self.network = load_ifnet(path)
+
+    def applies(self, t: float) -> bool:
+        return abs(t - 0.5) < 1e-6
+
+    def __call__(self, first: np.ndarray, middle: np.ndarray, last: np.ndarray, t: float) -> np.ndarray:
+        from vfi_cli.train.teachers.rife import ifnet_interpolate
+
+        if not self.applies(t):
+            raise ValueError(f"RIFE HDv3 teaches t = 0.5 only, not {t}")
+        image1, target, image2 = (_to_tensor(x) for x in (first, middle, last))
+        flow1, flow2, mask, _ = ifnet_interpolate(self.network, image1, image2)
+        return distillation_target(flow1, flow2, mask, image1, image2, target)
+
+
+class VfiTeacher:
+    """A vfi weights file (any architecture it describes, the DIS prior included), at any t."""
+
+    def __init__(self, path: Path) -> None:
+        from vfi_cli.model.weights import load_weights
+
+        self.model, _ = load_weights(path, "cpu")
+        self.model.eval().requires_grad_(False)
+
+    def applies(self, t: float) -> bool:
+        return 0 < t < 1
+
+    @torch.no_grad()
+    def __call__(self, first: np.ndarray, middle: np.ndarray, last: np.ndarray, t: float) -> np.ndarray:
+        from vfi_cli.model.padding import Padder
+
+        image1, target, image2 = (_to_tensor(x) for x in (first, middle, last))
+        padder = Padder(image1.shape[-2], image1.shape[-1], self.model.multiple())
+        out = self.model(padder.pad(image1), padder.pad(image2), torch.tensor([float(t)]))
+        flow1, flow2, mask = (padder.unpad(x).float() for x in (out.flow1, out.flow2, out.mask))
+        return distillation_target(flow1, flow2, mask, image1, image2, target)
+
+
+def build_network_teacher(spec: TeacherSpec) -> NetworkTeacher:
+    """The frozen teacher network of ``spec`` on the CPU (``dis`` is computed in :mod:`.dis`)."""
+    if spec.kind == "rife":
+        return RifeTeacher(spec.path)  # type: ignore[arg-type]
+    if spec.kind == "vfi":
+        return VfiTeacher(spec.path)  # type: ignore[arg-type]
+    raise ValueError(f"{spec.kind} is not a network teacher")
