@@ -418,6 +418,7 @@ def _parse_data(values: tuple[str, ...], roots: tuple[Path, ...]) -> list[dict[s
 @click.option("--seed", type=int, help="Seed of the data order, crops and initialisation (default 0).")
 @click.option("--device", help="auto, cpu, cuda or cuda:N (default auto).")
 @click.option("--no-amp", "amp", flag_value=False, default=None, help="Train in fp32 on CUDA too.")
+@click.option("--cpu-amp", is_flag=True, default=None, help="bf16 autocast on the CPU too (several times faster on CPUs with AMX or AVX-512 BF16).")
 @click.option("--export", "export_path", type=click.Path(path_type=Path), help="Also write the trained generator here (.safetensors + card).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def train(run_dir: Path, resume: bool, data: tuple[str, ...], data_roots: tuple[Path, ...], lambdas: tuple[str, ...],

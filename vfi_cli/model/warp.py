@@ -26,9 +26,10 @@ def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
     sample_x = grid_x + flow32[:, 0]
     sample_y = grid_y + flow32[:, 1]
-    # align_corners=True maps -1 and +1 to the centres of the first and last pixels.
-    norm_x = 2.0 * sample_x / max(width - 1, 1) - 1.0
-    norm_y = 2.0 * sample_y / max(height - 1, 1) - 1.0
+    # align_corners=True maps -1 and +1 to the centres of the first and last pixels. The last grid
+    # coordinate is the size − 1 as a tensor: an exported (ONNX) graph then keeps the size dynamic.
+    norm_x = 2.0 * sample_x / xs[-1:].clamp(min=1.0) - 1.0
+    norm_y = 2.0 * sample_y / ys[-1:].clamp(min=1.0) - 1.0
     grid = torch.stack((norm_x, norm_y), dim=-1)
     warped = F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="border", align_corners=True)
     return warped.to(image.dtype)
