@@ -587,7 +587,8 @@ class TripletDataset(Dataset):
         if not self._network_teacher().applies(triplet.t):
             return False
         frames, _, _, low_size = self._geometry(triplet, source.train_scale)
-        self._cached_network_teacher(triplet, frames, low_size)
+        if not self._cache_path(self._teacher_cache, f"{triplet.key}|{low_size}").exists():
+            self._cached_network_teacher(triplet, frames, low_size)
         return True
 
     def _cached_teacher(self, triplet: Triplet, frames: list[np.ndarray], low_size: tuple[int, int]) -> np.ndarray:
@@ -599,11 +600,15 @@ class TripletDataset(Dataset):
 
         return self._cached("teacher", f"{triplet.key}|{low_size}", lambda: teacher_flow(*_resize_all(frames, low_size)).astype(np.float16))
 
+    def _cache_path(self, kind: str, key: str) -> Path:
+        return self.cache_dir / kind / (hashlib.sha1(key.encode()).hexdigest()[:20] + ".npy")
+
     def _cached(self, kind: str, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
-        """A per-triplet array from ``cache_dir/kind``, computed and stored the first time it is asked for."""
-        path = self.cache_dir / kind / (hashlib.sha1(key.encode()).hexdigest()[:20] + ".npy")
+        """A per-triplet array from ``cache_dir/kind``, computed and stored the first time it is asked
+        for; memory-mapped, so that taking a crop of a whole-frame array reads only the crop."""
+        path = self._cache_path(kind, key)
         if path.exists():
-            return np.load(path)
+            return np.load(path, mmap_mode="r")
         array = compute()
         path.parent.mkdir(parents=True, exist_ok=True)
         _save_array(path, array)
