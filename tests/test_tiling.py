@@ -14,11 +14,12 @@ from tests.conftest import TINY_CONFIG, decode_video, translating_frames
 from tests.test_engine import analytic_model, interior, psnr
 from vfi_cli.cli import main
 from vfi_cli.engine.runner import FrameInterpolator
-from vfi_cli.engine.tiling import parse_memory, plan_memory
+from vfi_cli.engine.tiling import plan_memory
 from vfi_cli.errors import VfiError
 from vfi_cli.model.features import FeatureExtractor
 from vfi_cli.model.network import Interpolator
 from vfi_cli.model.synthesis import Synthesis
+from vfi_cli.units import parse_memory
 
 CPU = torch.device("cpu")
 

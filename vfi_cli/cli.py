@@ -14,8 +14,8 @@ from typing import Any
 import click
 
 from vfi_cli import __version__
-from vfi_cli.engine.schedule import parse_rate
 from vfi_cli.errors import VfiError
+from vfi_cli.units import format_rate, parse_memory, parse_rate, parse_size
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -78,8 +78,6 @@ def check_paths(source: Path, destination: Path, overwrite: bool, input_fps: Fra
 
 
 def _parse_memory(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    from vfi_cli.engine.tiling import parse_memory
-
     try:
         return None if value is None else parse_memory(value)
     except ValueError as exc:
@@ -214,7 +212,7 @@ def run_interpolate(
     console = Console(stderr=True, quiet=quiet, soft_wrap=True)
     rate_out = options.output_rate(info.rate)
     console.print(
-        f"{source.name}: {info.width}x{info.height} {_rate(info.rate)} fps -> {_rate(rate_out)} fps | "
+        f"{source.name}: {info.width}x{info.height} {format_rate(info.rate)} fps -> {format_rate(rate_out)} fps | "
         f"model {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params on {torch_device} "
         f"({str(dtype).removeprefix('torch.')})"
     )
@@ -226,7 +224,7 @@ def run_interpolate(
     with _Progress(console, expected_output_frames(info, options)) as on_frame:
         summary = convert_video(info, destination, interpolator, options, on_frame=on_frame)
     console.print(
-        f"Wrote {summary.output}: {summary.frames_out} frames at {_rate(summary.rate_out)} fps "
+        f"Wrote {summary.output}: {summary.frames_out} frames at {format_rate(summary.rate_out)} fps "
         f"({summary.frames_in} in, {summary.synthesized} synthesised), duration {float(summary.duration_out):.3f} s; "
         f"{_cuts(summary, scene_detect)}, {summary.static_pairs} static pair(s) copied; "
         f"{summary.seconds:.1f} s, {summary.frames_out / max(summary.seconds, 1e-9):.2f} frames/s"
@@ -242,10 +240,6 @@ def run_interpolate(
 
 def _cuts(summary: Any, scene_detect: bool) -> str:
     return f"{summary.cuts} scene cut(s) kept sharp" if scene_detect else "scene detection off"
-
-
-def _rate(rate: Fraction) -> str:
-    return str(rate.numerator) if rate.denominator == 1 else f"{float(rate):.3f} ({rate.numerator}/{rate.denominator})"
 
 
 class _Progress:
@@ -587,12 +581,10 @@ def run_export(
 
 def _parse_size(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
     """``HxW`` (height first, as in 1024x2048) -> (height, width)."""
-    if value is None:
-        return None
-    height, sep, width = value.lower().partition("x")
-    if not sep or not height.isdigit() or not width.isdigit() or int(height) < 1 or int(width) < 1:
-        raise click.BadParameter(f"{value!r} is not HEIGHTxWIDTH, e.g. 1024x2048")
-    return int(height), int(width)
+    try:
+        return None if value is None else parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _parse_list(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
