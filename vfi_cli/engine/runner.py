@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from vfi_cli.engine.scenes import SceneDetector, thumbnail as scene_thumbnail
+from vfi_cli.engine.scenes import SceneDetector, is_still, thumbnail as scene_thumbnail
 from vfi_cli.engine.schedule import OutputFrame, Schedule
 from vfi_cli.engine.tiling import MemoryPlan, bytes_per_pixel, cache_bytes_per_pixel, default_budget, plan_memory
 from vfi_cli.errors import VfiError
@@ -205,7 +205,7 @@ def interpolate_stream(
         if index == 0:
             return
         first, second = window[index - 1].rgb, window[index].rgb
-        if SceneDetector.is_duplicate(first, second):
+        if is_still(first, second):
             statics.add(index - 1)
             counts.static += 1
         elif detector is not None and detector.is_cut_between(thumbnails[index - 1], thumbnails[index]):

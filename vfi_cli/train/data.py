@@ -37,7 +37,7 @@ MAX_GAP = 4  # triplets span up to 4 frame intervals, so t takes the values j/k,
 TRIPLETS_PER_UCF_CLIP = 4  # §3.5
 SYNTHETIC_SCENES = {"train": 4096, "val": 64}
 FLAGS_VERSION = 2  # raise when the cut/static rule changes: cached clips then recompute their flags
-STATIC_LEVEL = 1.0  # mean absolute difference (0–255) below which a span counts as static
+STATIC_NOISE = 1.0  # mean absolute difference (0–255) below which a pair counts as still (compression noise)
 DEFAULT_TRAIN_SCALE = {"synthetic": 0.5, "videos": 1.0, "ucf101": 1.0, "cityscapes": 0.25}
 VAL_MAX_SIDE = 512
 TEACHER_MIDDLE_SHARE = 0.75  # with a network teacher, most video triplets are the t = 0.5 ones it covers
@@ -125,7 +125,7 @@ class CachedClip:
 
 def _pair_flags(frames: np.ndarray) -> tuple[list[int], list[int]]:
     """Indices i where frames i, i+1 straddle a hard cut, and where they are (nearly) the same picture."""
-    from vfi_cli.engine.scenes import SceneDetector
+    from vfi_cli.engine.scenes import SceneDetector, is_still
 
     detector = SceneDetector()
     cuts, statics = [], []
@@ -133,7 +133,7 @@ def _pair_flags(frames: np.ndarray) -> tuple[list[int], list[int]]:
         first, second = np.asarray(frames[i]), np.asarray(frames[i + 1])
         if detector.is_cut(first, second):
             cuts.append(i)
-        elif np.abs(first.astype(np.int16) - second).mean() < STATIC_LEVEL:
+        elif is_still(first, second, STATIC_NOISE):
             statics.append(i)
     return cuts, statics
 
