@@ -203,7 +203,7 @@ def test_info_prints_the_parameter_count(tiny_weights: Path) -> None:
 
 
 def test_info_summarises_the_card_in_a_few_lines() -> None:
-    from vfi_cli.cli import card_summary
+    from vfi_cli.model.card import card_summary
 
     card = {
         "recipe": {"steps": 4000, "wall_seconds": 7200.0, "hardware": ["CPU A, 1 process(es) × 2 threads"], "command": "vfi train x",
@@ -220,7 +220,7 @@ def test_info_summarises_the_card_in_a_few_lines() -> None:
 
 
 def test_info_lists_every_training_stage_and_their_sum() -> None:
-    from vfi_cli.cli import card_summary
+    from vfi_cli.model.card import card_summary
 
     first = {"steps": 5000, "wall_seconds": 3600.0, "command": "vfi train a"}
     second = {"steps": 2000, "wall_seconds": 1800.0, "init_from": {"file": "a.safetensors", "sha256": "aa", "recipe": first}}

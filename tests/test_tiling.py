@@ -118,7 +118,7 @@ def test_tiled_output_matches_whole_frame_random_model(flow_scale: float) -> Non
     frames = translating_frames(2, 100, 170, step=(3, 1))
     model = random_tiny_model()
     whole = FrameInterpolator(model, CPU, torch.float32, 100, 170, flow_scale=flow_scale)
-    tiled = FrameInterpolator(model, CPU, torch.float32, 100, 170, flow_scale=flow_scale, tile=64, overlap=32)
+    tiled = FrameInterpolator(model, CPU, torch.float32, 100, 170, flow_scale=flow_scale, tile=64, tile_overlap=32)
     assert whole.plan.tiles is None and tiled.plan.tiles is not None and len(tiled.plan.tiles) >= 6
     reference, result = run_pair(whole, *frames), run_pair(tiled, *frames)
     assert np.abs(reference.astype(int) - result).max() <= 3
@@ -146,7 +146,7 @@ def test_tiled_output_matches_whole_frame_analytic_flow() -> None:
     frames = translating_frames(2, 90, 150, step=(6, -3))
     model = analytic_model((6, -3))
     whole = FrameInterpolator(model, CPU, torch.float32, 90, 150)
-    tiled = FrameInterpolator(model, CPU, torch.float32, 90, 150, tile=56, overlap=40)
+    tiled = FrameInterpolator(model, CPU, torch.float32, 90, 150, tile=56, tile_overlap=40)
     assert tiled.plan.tiles is not None and len(tiled.plan.tiles) >= 6
     reference, result = run_pair(whole, *frames), run_pair(tiled, *frames)
     assert np.abs(reference.astype(int) - result).max() <= 1

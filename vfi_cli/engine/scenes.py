@@ -14,7 +14,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-DEFAULT_CUT_THRESHOLD = 0.3
+from vfi_cli.config import DEFAULT_CUT_THRESHOLD
+
 THUMBNAIL_WIDTH = 64
 _CONTRAST_FLOOR = 6.0  # grey levels: patches with less standard deviation than this count as flat
 _BLOCK = 16  # side of the blocks matched one by one, in thumbnail pixels

@@ -1,7 +1,7 @@
 """DIS optical flow (OpenCV; Kroeger et al., ECCV 2016) between two frames: the one place that runs it.
 
 Used by the network's classical flow prior (:mod:`vfi_cli.model.prior`) and by the DIS flow
-teacher of training (:mod:`vfi_cli.train.teachers.dis`). DIS runs on the CPU, on 8-bit grey
+teacher of training (:mod:`vfi_cli.training.teachers.dis`). DIS runs on the CPU, on 8-bit grey
 images, one pair at a time; it is deterministic.
 """
 

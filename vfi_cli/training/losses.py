@@ -112,7 +112,7 @@ def distillation_loss(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(flow, mask) errors against a network teacher, where the teacher is right (not in the paper).
 
-    ``teacher`` is [B,8,H,W] as :func:`vfi_cli.train.teachers.distillation_target` packs it: two
+    ``teacher`` is [B,8,H,W] as :func:`vfi_cli.training.teachers.distillation_target` packs it: two
     flows, a mask and a weight for each. The flow term is the weighted Charbonnier end-point error
     in pixels and the mask term the weighted absolute error, each normalised by its weight sum, so
     both are 0 where the teacher is silent (weight 0) and neither shrinks with the share it covers.

@@ -89,7 +89,7 @@ class RifeTeacher:
     """RIFE HDv3 (IFNet) at t = 0.5."""
 
     def __init__(self, path: Path) -> None:
-        from vfi_cli.train.teachers.rife import load_ifnet
+        from vfi_cli.training.teachers.rife import load_ifnet
 
         self.network = load_ifnet(path)
 
@@ -97,7 +97,7 @@ class RifeTeacher:
         return abs(t - 0.5) < 1e-6
 
     def __call__(self, first: np.ndarray, middle: np.ndarray, last: np.ndarray, t: float) -> np.ndarray:
-        from vfi_cli.train.teachers.rife import ifnet_interpolate
+        from vfi_cli.training.teachers.rife import ifnet_interpolate
 
         if not self.applies(t):
             raise ValueError(f"RIFE HDv3 teaches t = 0.5 only, not {t}")
