@@ -23,6 +23,8 @@ ADVERSARIAL_MODES = ("none", "image", "instance")  # the paper's Ours-baseline /
 PROPOSAL_KINDS = ("motion", "maskrcnn")
 FEATURE_INITS = ("learned", "resnet18")
 DATA_KINDS = ("synthetic", "videos", "ucf101", "cityscapes")
+VIDEO_TRIPLETS = 50  # what `vfi eval` scores of a video unless told (test-set folders are used whole)
+BENCH_ROUNDS = {"cuda": (3, 20), "cpu": (1, 3)}  # (warm-up, timed) calls of `vfi bench` unless told: a 2K CPU frame takes seconds
 TRIMAP_WIDTHS = (0, 6, 12, 18, 24)  # CityScapes trimap dilations (pixels) of the paper's Fig. 5–6
 
 
@@ -166,7 +168,7 @@ class EvalOptions:
     """What :func:`vfi_cli.evaluate` scores and writes.
 
     Triplets: frames i and i+2·``stride`` in, i+``stride`` the truth (videos and CityScapes);
-    ``max_triplets`` spread evenly (None: 50 for a video, all of a folder; 0: all);
+    ``max_triplets`` spread evenly (None: :data:`VIDEO_TRIPLETS` of a video, all of a folder; 0: all);
     ``start_fraction`` keeps only those after that share of the frames (0.8: training's held-out
     tail). ``resize`` (height, width) resizes frames and masks first. ``compare`` names baselines
     scored beside the model (``use_model`` False: the baselines alone). ``json_path`` and
@@ -189,7 +191,7 @@ class EvalOptions:
 @dataclass(frozen=True)
 class BenchOptions:
     """What :func:`vfi_cli.benchmark` times: ``size`` (height, width) frames, ``warmup`` untimed and
-    ``iterations`` timed calls (None: 3 and 20 on CUDA, 1 and 3 on the CPU), and optionally a whole
+    ``iterations`` timed calls (None: :data:`BENCH_ROUNDS`), and optionally a whole
     conversion of the video ``e2e`` at ``factor``; ``json_path`` receives the figures."""
 
     size: tuple[int, int] = (1024, 2048)  # the paper's 0.36 s anchor (CityScapes frames)

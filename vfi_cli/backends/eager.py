@@ -6,6 +6,7 @@ This is the one model-setup path: converting, evaluating, benchmarking and the A
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 from pathlib import Path
@@ -18,6 +19,7 @@ from vfi_cli.model.network import Interpolator
 from vfi_cli.model.weights import default_weights_path, load_weights
 from vfi_cli.results import LoadedModel
 
+log = logging.getLogger(__name__)
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -97,4 +99,7 @@ def load_model(weights: Path | None = None, engine: EngineOptions = EngineOption
         network, card, path = Interpolator.from_config(config).eval().to(device), {"config": config.to_dict()}, None
     if engine.threads is not None:
         torch.set_num_threads(engine.threads)
+    if log.isEnabledFor(logging.INFO):
+        log.info("weights %s (sha256 %s) on %s in %s, %d CPU threads", path or "random (seed 0)", card.get("sha256", "none"),
+                 device_name(device), str(dtype).removeprefix("torch."), torch.get_num_threads())
     return LoadedModel(network=network, card=card, weights=path, device=device, dtype=dtype)

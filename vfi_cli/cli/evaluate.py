@@ -10,7 +10,7 @@ import click
 from vfi_cli import api
 from vfi_cli.cli.options import call, comma_list, engine_options, fail, size, verbosity, weights_option
 from vfi_cli.cli.output import Output
-from vfi_cli.config import BENCH_ENGINE, BenchOptions, EngineOptions, EvalOptions, default
+from vfi_cli.config import BENCH_ENGINE, BENCH_ROUNDS, VIDEO_TRIPLETS, BenchOptions, EngineOptions, EvalOptions, default
 
 
 @click.command(name="eval")
@@ -20,7 +20,7 @@ from vfi_cli.config import BENCH_ENGINE, BenchOptions, EngineOptions, EvalOption
 @click.option("--compare", callback=comma_list, metavar="blend,repeat", help="Baselines scored in the same table.")
 @click.option("--stride", type=click.IntRange(min=1), default=default(EvalOptions, "stride"), show_default=True,
               help="Video/CityScapes: frames i and i+2·S in, i+S as truth.")
-@click.option("--max-triplets", type=click.IntRange(min=0), help="Spread this many evenly (0 = all; default 50 for a video, all for a folder).")
+@click.option("--max-triplets", type=click.IntRange(min=0), help=f"Spread this many evenly (0 = all; default {VIDEO_TRIPLETS} for a video, all for a folder).")
 @click.option("--start-fraction", type=click.FloatRange(0, 1, max_open=True), default=default(EvalOptions, "start_fraction"), show_default=True,
               help="Use only triplets after this fraction (0.8: the last 20%).")
 @click.option("--resize", callback=size, metavar="HxW", help="Resize frames (and masks) before evaluating.")
@@ -69,8 +69,8 @@ def summary_table(report: dict[str, Any]) -> Any:
 @click.option("--size", callback=size, default="x".join(map(str, default(BenchOptions, "size"))), show_default=True, metavar="HxW",
               help="Frame size to time (e.g. 1080x1920, 2160x3840).")
 @weights_option("Weights to time (default: the shipped model, else random weights).")
-@click.option("--warmup", type=click.IntRange(min=0), help="Untimed calls first (default 3 on CUDA, 1 on the CPU).")
-@click.option("--iterations", type=click.IntRange(min=1), help="Timed calls (default 20 on CUDA, 3 on the CPU).")
+@click.option("--warmup", type=click.IntRange(min=0), help=f"Untimed calls first (default {BENCH_ROUNDS['cuda'][0]} on CUDA, {BENCH_ROUNDS['cpu'][0]} on the CPU).")
+@click.option("--iterations", type=click.IntRange(min=1), help=f"Timed calls (default {BENCH_ROUNDS['cuda'][1]} on CUDA, {BENCH_ROUNDS['cpu'][1]} on the CPU).")
 @click.option("--e2e", type=click.Path(path_type=Path), metavar="VIDEO", help="Also convert VIDEO (output discarded): output frames/s and decode/model/encode shares.")
 @click.option("--factor", type=click.IntRange(min=2), default=default(BenchOptions, "factor"), show_default=True, help="Frame-rate factor of the --e2e run.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the figures here as JSON.")

@@ -27,6 +27,8 @@ class _LineHandler(RichHandler):
         super().__init__(console=console, show_time=False, show_level=False, show_path=False, markup=False)
 
     def render_message(self, record: logging.LogRecord, message: str) -> Any:
+        if record.name == "py.warnings":  # "file:line: Category: text" and then the source line: keep the first
+            message = message.strip().splitlines()[0]
         return Text(_PREFIX.get(record.levelno, "") + message)
 
     def render(self, *, record: logging.LogRecord, traceback: Any, message_renderable: Any) -> Any:
@@ -40,7 +42,8 @@ def setup_logging(console: Console, verbose: int) -> None:
         root.removeHandler(handler)  # an earlier command in this process (tests invoke many)
     root.addHandler(_LineHandler(console))
     logging.getLogger("vfi_cli").setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
-    logging.captureWarnings(True)
+    logging.captureWarnings(False)  # let go of what an earlier command in this process captured ...
+    logging.captureWarnings(True)  # ... and route Python's warnings to this handler too
 
 
 class Output:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from vfi_cli.config import DEFAULT_CUT_THRESHOLD
 from vfi_cli.engine.scenes import SceneDetector, is_still
 from vfi_cli.errors import VfiError
 
+log = logging.getLogger(__name__)
 FLAGS_VERSION = 2  # raise when the cut/still rule changes: cached clips then recompute their flags
 STATIC_NOISE = 1.0  # mean absolute difference (0–255) below which a pair counts as still (compression noise)
 
@@ -158,6 +160,7 @@ def cache_clip(path: Path, cache_dir: Path) -> CachedClip:
     if meta is None:
         directory.mkdir(parents=True, exist_ok=True)
         meta = {"source": str(path), "frames": _decode_into(path, directory / "frames.npy")}
+        log.info("decoded %s into the cache: %d frames", path.name, meta["frames"])
     if meta.get("flags") != _flags_signature():
         meta["cuts"], meta["statics"] = _pair_flags(np.load(directory / "frames.npy", mmap_mode="r"))
         meta["flags"] = _flags_signature()

@@ -9,14 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from vfi_cli.config import TRIMAP_WIDTHS
+from vfi_cli.config import TRIMAP_WIDTHS, VIDEO_TRIPLETS
 from vfi_cli.datasets.base import TestTriplet, TripletSource, spread, tail_start
 from vfi_cli.datasets.cityscapes import cityscapes_base, cityscapes_triplets
 from vfi_cli.datasets.images import read_mask, read_rgb, resize_mask, resize_rgb
 from vfi_cli.errors import VfiError
-
-VIDEO_TRIPLETS = 50  # default max_triplets for a video; test-set folders are used whole
-
 
 def open_source(
     path: Path,

@@ -20,13 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from vfi_cli.config import BENCH_ENGINE, BenchOptions, ConvertOptions, EngineOptions
+from vfi_cli.config import BENCH_ENGINE, BENCH_ROUNDS, BenchOptions, ConvertOptions, EngineOptions
 from vfi_cli.errors import VfiError
 from vfi_cli.progress import SILENT, Progress
 from vfi_cli.results import LoadedModel
 
-# (warm-up, timed iterations) when not given: a CPU frame at 2K takes tens of seconds.
-DEFAULT_ROUNDS = {"cuda": (3, 20), "cpu": (1, 3)}
 # Interpolator attributes reported besides its memory plan (whole frames or tiles), when the engine has them.
 _TILING_ATTRIBUTES = ("flow_scale",)
 
@@ -51,7 +49,7 @@ def benchmark(
         weights_text = "random (no trained weights installed), default ModelConfig"
     else:
         weights_text = f"{model.weights} (sha256 {model.card.get('sha256', 'not on a card')})"
-    default_warmup, default_iterations = DEFAULT_ROUNDS.get(model.device.type, DEFAULT_ROUNDS["cpu"])
+    default_warmup, default_iterations = BENCH_ROUNDS.get(model.device.type, BENCH_ROUNDS["cpu"])
     warmup = default_warmup if options.warmup is None else options.warmup
     iterations = default_iterations if options.iterations is None else options.iterations
     size = options.size

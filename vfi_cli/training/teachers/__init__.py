@@ -1,7 +1,8 @@
 """Flow teachers: frozen sources of flows and masks that the flow module is distilled from.
 
 A teacher is not part of the shipped model (a deviation from the paper, recorded on the card): it
-runs once per training triplet, on the whole frame, and its output is cached on disk. Three kinds:
+runs once per training triplet, on the whole frame, and its output is cached on disk
+(:mod:`.cache`, which also flips and reverses it with its item). Three kinds:
 
 - ``dis``: classical DIS optical flow from the true middle frame (:mod:`.dis`), with a confidence;
 - ``rife:PATH``: RIFE HDv3's IFNet (:mod:`.rife`), for t = 0.5 only;
