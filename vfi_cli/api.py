@@ -51,7 +51,7 @@ def load_model(weights: Path | str | None = None, engine: EngineOptions = Engine
 
 
 def interpolate(model: LoadedModel, frames: Sequence[np.ndarray], t: float | Sequence[float] = 0.5,
-                engine: EngineOptions | None = None) -> list[np.ndarray]:
+                engine: EngineOptions = EngineOptions()) -> list[np.ndarray]:
     """Frames at time(s) ``t`` between each two consecutive ``frames``.
 
     Args:
@@ -59,8 +59,8 @@ def interpolate(model: LoadedModel, frames: Sequence[np.ndarray], t: float | Seq
         frames: two or more RGB arrays ``[H,W,3]`` of one size, uint8 (or uint16 for more than
             8 bits); each is prepared once and serves both pairs it belongs to.
         t: a time in (0, 1) (0 is the first frame of a pair, 1 the second), or several.
-        engine: batch size and memory plan (default: ``EngineOptions()``); its device fields are
-            those the model was loaded with.
+        engine: pairs per model call and the memory plan (flow scale, budget, tiles); the model
+            keeps the device and precision it was loaded with.
 
     Returns:
         For each pair in order, the frames at each time: ``(len(frames) - 1) * len(t)`` arrays of
@@ -79,7 +79,6 @@ def interpolate(model: LoadedModel, frames: Sequence[np.ndarray], t: float | Seq
         raise ValueError("all frames must have one size")
     if not times or not all(0 < x < 1 for x in times):
         raise ValueError(f"times must lie in (0, 1), got {times}")
-    engine = engine or EngineOptions()
     height, width = frames[0].shape[:2]
     runner = FrameInterpolator.from_options(model, height, width, engine)
     out: list[np.ndarray] = []

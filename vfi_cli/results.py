@@ -61,5 +61,4 @@ class TrainResult:
     epoch: int
     last_metrics: dict[str, float]
     checkpoint: Path | None
-    stopped_early: bool = False
     exported: dict[str, Any] | None = None

@@ -62,11 +62,9 @@ class Source:
 
 
 @dataclass
-class TestTriplet:
+class ScoredTriplet:
     """A scored triplet: two inputs, the true frame half-way between them, and masks (regions)
     scored besides the whole frame (UCF101 motion masks, CityScapes trimaps)."""
-
-    __test__ = False  # not a pytest class
 
     name: str
     first: np.ndarray
@@ -82,7 +80,7 @@ class TripletSource:
     kind: str
     path: Path
     planned: int
-    triplets: Iterator[TestTriplet]
+    triplets: Iterator[ScoredTriplet]
     skipped: list[str] = field(default_factory=list)
 
 

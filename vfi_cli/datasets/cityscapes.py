@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from vfi_cli.config import TRIMAP_WIDTHS
-from vfi_cli.datasets.base import Source, TestTriplet, Triplet, TripletSource, spread
+from vfi_cli.datasets.base import Source, ScoredTriplet, Triplet, TripletSource, spread
 from vfi_cli.datasets.images import read_rgb, resize_mask, resize_rgb
 from vfi_cli.errors import VfiError
 from vfi_cli.metrics import dilate
@@ -75,7 +75,7 @@ def cityscapes_triplets(
         raise VfiError(f"no CityScapes snippet in {base} has frames {stride} before and after its annotated frame")
     chosen = spread(plans, max_triplets, start_fraction)
 
-    def generate() -> Iterator[TestTriplet]:
+    def generate() -> Iterator[ScoredTriplet]:
         for city, seq, truth, frames in chosen:
             first, middle, second = (resize_rgb(read_rgb(frames[n]), resize) for n in (truth - stride, truth, truth + stride))
             regions = {}
@@ -84,7 +84,7 @@ def cityscapes_triplets(
                 labels = cv2.imread(str(labels_path), cv2.IMREAD_UNCHANGED)
                 objects = resize_mask(np.isin(labels, CITYSCAPES_HUMAN + CITYSCAPES_VEHICLE), resize)
                 regions = {f"trimap-{width}": dilate(objects, width) for width in trimap_widths}
-            yield TestTriplet(f"{city}_{seq}_{truth:06d}", first, middle, second, regions)
+            yield ScoredTriplet(f"{city}_{seq}_{truth:06d}", first, middle, second, regions)
 
     return TripletSource("cityscapes", root, len(chosen), generate())
 

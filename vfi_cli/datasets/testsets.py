@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from vfi_cli.config import TRIMAP_WIDTHS, VIDEO_TRIPLETS
-from vfi_cli.datasets.base import TestTriplet, TripletSource, spread, tail_start
+from vfi_cli.datasets.base import ScoredTriplet, TripletSource, spread, tail_start
 from vfi_cli.datasets.cityscapes import cityscapes_base, cityscapes_triplets
 from vfi_cli.datasets.images import read_mask, read_rgb, resize_mask, resize_rgb
 from vfi_cli.errors import VfiError
@@ -70,7 +70,7 @@ def video_triplets(
     detector = detector or SceneDetector()
     source = TripletSource("video", path, len(starts), iter(()))
 
-    def generate() -> Iterator[TestTriplet]:
+    def generate() -> Iterator[ScoredTriplet]:
         wanted = {s + k * stride for s in starts for k in range(3)}
         kept: dict[int, np.ndarray] = {}
         pending = list(starts)
@@ -86,7 +86,7 @@ def video_triplets(
                     if detector.is_cut(first, truth) or detector.is_cut(truth, second):
                         source.skipped.append(name)
                     else:
-                        yield TestTriplet(name, first, truth, second)
+                        yield ScoredTriplet(name, first, truth, second)
                     for index in [i for i in kept if not pending or i < pending[0]]:
                         del kept[index]
                 if not pending:
@@ -129,13 +129,13 @@ def folder_triplets(
         )
     chosen = spread(folders, max_triplets, start_fraction)
 
-    def generate() -> Iterator[TestTriplet]:
+    def generate() -> Iterator[ScoredTriplet]:
         for folder in chosen:
             first, truth, second = (resize_rgb(read_rgb(folder / name), resize) for name in names)
             regions = {}
             if (folder / "motion_mask.png").is_file():
                 regions["motion"] = resize_mask(read_mask(folder / "motion_mask.png"), resize)
-            yield TestTriplet(folder.relative_to(root).as_posix() or folder.name, first, truth, second, regions)
+            yield ScoredTriplet(folder.relative_to(root).as_posix() or folder.name, first, truth, second, regions)
 
     return TripletSource(kind, root, len(chosen), generate())
 

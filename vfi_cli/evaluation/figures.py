@@ -7,14 +7,14 @@ import math
 import cv2
 import numpy as np
 
-from vfi_cli.datasets.base import TestTriplet
+from vfi_cli.datasets.base import ScoredTriplet
 from vfi_cli.evaluation.methods import blend
 
 _HEAT_RANGE = 64.0  # colour-difference norm shown at full heat
 _TILE_WIDTH = 1024
 
 
-def side_by_side(triplet: TestTriplet, outputs: dict[str, np.ndarray]) -> np.ndarray:
+def side_by_side(triplet: ScoredTriplet, outputs: dict[str, np.ndarray]) -> np.ndarray:
     """Ground truth, each method (and the blend), and the first method's error as a heat map, labelled."""
     tiles = [("ground truth", triplet.truth)] + list(outputs.items())
     if "blend" not in outputs:
