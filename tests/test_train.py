@@ -250,3 +250,20 @@ def test_the_squared_error_term_is_trained_only_when_weighted(tmp_path: Path) ->
         assert "mse" not in plain.objective.generator_losses(out, batch, plain.step)
     assert float(losses["mse"]) == pytest.approx(float(expected), rel=1e-5)
     assert "mse" in weighted.train_step(batch)
+
+
+def test_ctrl_c_during_training_names_the_checkpoint_and_exits_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted_fit(self: Trainer, on_step: object = None) -> None:
+        self.save_checkpoint()  # as fit does on Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "fit", interrupted_fit)
+    (tmp_path / "model.json").write_text(json.dumps(TINY_CONFIG.to_dict()))
+    result = CliRunner().invoke(main, [
+        "train", "--run-dir", str(tmp_path / "r"), "--data", "synthetic", "--model-config", str(tmp_path / "model.json"),
+        "--crop", "32", "--batch-size", "2", "--workers", "0", "--steps", "1", "-q",
+    ])
+    assert result.exit_code == 130
+    checkpoint = tmp_path / "r" / "checkpoints" / "last.pt"
+    assert result.stderr.splitlines()[-1] == f"Interrupted: the run is saved in {checkpoint}; continue it with --resume."
+    assert checkpoint.is_file()
