@@ -9,12 +9,12 @@ import pytest
 from click.testing import CliRunner
 
 from vfi_cli.cli import main
-from vfi_cli.evaluation.bench import run_bench
+from vfi_cli import BenchOptions, EngineOptions, benchmark
 
 
 def test_bench_fields_with_given_weights(tiny_weights: Path, tmp_path: Path) -> None:
-    result = run_bench(size=(48, 80), device="cpu", weights=tiny_weights, batch_size=2, threads=1, warmup=1,
-                       iterations=3, json_path=tmp_path / "bench.json", quiet=True)
+    result = benchmark(BenchOptions(size=(48, 80), warmup=1, iterations=3, json_path=tmp_path / "bench.json"),
+                       weights=tiny_weights, engine=EngineOptions(device="cpu", batch_size=2, threads=1))
     ms = result["ms_per_frame"]
     assert 0 < ms["min"] <= ms["median"] <= ms["max"]
     assert result["fps"] == pytest.approx(1000 / ms["median"])
@@ -27,9 +27,9 @@ def test_bench_fields_with_given_weights(tiny_weights: Path, tmp_path: Path) -> 
 
 
 def test_bench_passes_engine_options_through(tiny_weights: Path) -> None:
-    whole = run_bench(size=(64, 96), device="cpu", weights=tiny_weights, warmup=0, iterations=1, quiet=True)
-    tiled = run_bench(size=(64, 96), device="cpu", weights=tiny_weights, warmup=0, iterations=1, quiet=True,
-                      engine={"tile": 32, "overlap": 8, "flow_scale": 0.5})
+    timing = BenchOptions(size=(64, 96), warmup=0, iterations=1)
+    whole = benchmark(timing, weights=tiny_weights, engine=EngineOptions(device="cpu", batch_size=1))
+    tiled = benchmark(timing, weights=tiny_weights, engine=EngineOptions(device="cpu", batch_size=1, tile=32, tile_overlap=8, flow_scale=0.5))
     assert "whole frames" in whole["tiling"] and "flow_scale=1.0" in whole["tiling"]
     assert "tiles of" in tiled["tiling"] and "flow_scale=0.5" in tiled["tiling"]
 

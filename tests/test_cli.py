@@ -203,7 +203,7 @@ def test_info_prints_the_parameter_count(tiny_weights: Path) -> None:
 
 
 def test_info_summarises_the_card_in_a_few_lines() -> None:
-    from vfi_cli.cli import card_summary
+    from vfi_cli.model.card import card_summary
 
     card = {
         "recipe": {"steps": 4000, "wall_seconds": 7200.0, "hardware": ["CPU A, 1 process(es) × 2 threads"], "command": "vfi train x",
@@ -220,7 +220,7 @@ def test_info_summarises_the_card_in_a_few_lines() -> None:
 
 
 def test_info_lists_every_training_stage_and_their_sum() -> None:
-    from vfi_cli.cli import card_summary
+    from vfi_cli.model.card import card_summary
 
     first = {"steps": 5000, "wall_seconds": 3600.0, "command": "vfi train a"}
     second = {"steps": 2000, "wall_seconds": 1800.0, "init_from": {"file": "a.safetensors", "sha256": "aa", "recipe": first}}
@@ -233,3 +233,35 @@ def test_info_lists_every_training_stage_and_their_sum() -> None:
         "  in all: 3 stages, 8000 steps, 2.0 h",
         "  command: vfi train c",
     ]
+
+
+def test_warnings_show_once_as_one_line_and_verbose_adds_the_info_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+    import warnings
+
+    from vfi_cli.cli.output import Output
+
+    log = logging.getLogger("vfi_cli.engine.pipeline")
+    for verbose in (0, 1):
+        Output(verbose=verbose)
+        log.warning("%d input frame(s) could not be decoded", 2)
+        log.info("weights w on cpu")
+        if not verbose:  # Python shows a warning once per place
+            warnings.warn("deprecated thing", UserWarning, stacklevel=1)
+        lines = capsys.readouterr().err.splitlines()
+        assert lines[0] == "Warning: 2 input frame(s) could not be decoded"
+        assert ("weights w on cpu" in lines) == bool(verbose)
+        if not verbose:
+            assert sum("deprecated thing" in line for line in lines) == 1 and lines[-1].startswith("Warning: ")
+    Output(verbose=0, quiet=True)  # -q hides progress and status lines, never a warning
+    log.warning("still shown")
+    assert capsys.readouterr().err == "Warning: still shown\n"
+
+
+def test_verbose_shows_the_info_lines(make_clip, tiny_weights: Path, tmp_path: Path) -> None:
+    source = make_clip(count=4, rate=25)
+    quiet = invoke("interpolate", str(source), str(tmp_path / "a.mp4"), "--weights", str(tiny_weights), "--device", "cpu", "-q")
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    verbose = invoke("interpolate", str(source), str(tmp_path / "b.mp4"), "--weights", str(tiny_weights), "--device", "cpu", "-q", "-v")
+    assert verbose.exit_code == 0, verbose.output
+    assert f"weights {tiny_weights} (sha256 " in verbose.stderr and "copied packet for packet" in verbose.stderr

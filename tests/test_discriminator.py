@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from vfi_cli.train.discriminator import PatchDiscriminator, add_instance_noise
-from vfi_cli.train.losses import hinge_discriminator_loss
+from vfi_cli.training.discriminator import PatchDiscriminator, add_instance_noise
+from vfi_cli.training.losses import hinge_discriminator_loss
 
 
 @pytest.mark.parametrize("size", [(64, 64), (32, 32), (256, 256), (40, 72)])

@@ -12,14 +12,14 @@ import torch
 from torch import nn
 
 from tests.conftest import decode_video, translating_frames, write_video
-from vfi_cli.engine.pipeline import ConvertOptions, convert_video
+from vfi_cli.config import ConvertOptions, EncodeSettings
+from vfi_cli.engine.pipeline import convert_video
 from vfi_cli.engine.runner import FrameInterpolator, interpolate_stream
 from vfi_cli.engine.schedule import Schedule
 from vfi_cli.model.features import FeatureExtractor
 from vfi_cli.model.network import Interpolator
 from vfi_cli.model.synthesis import Synthesis
 from vfi_cli.video.reader import probe
-from vfi_cli.video.writer import EncodeSettings
 
 class TranslationFlow(nn.Module):
     """The true flows of a global translation by ``step`` per frame: f1→t = -t·d, f2→t = (1-t)·d."""
@@ -100,8 +100,8 @@ def test_video_pipeline_interpolates_with_exact_timestamps(tmp_path: Path) -> No
     destination = tmp_path / "out.mkv"
     info = probe(source)
     interpolator = FrameInterpolator(analytic_model((4, 0)), torch.device("cpu"), torch.float32, 48, 64)
-    options = ConvertOptions(factor=2, batch_size=2, encode=EncodeSettings(codec="ffv1", crf=None, preset=None))
-    summary = convert_video(info, destination, interpolator, options)
+    options = ConvertOptions(factor=2, encode=EncodeSettings(codec="ffv1", crf=None, preset=None))
+    summary = convert_video(info, destination, interpolator, options, batch_size=2)
     times, decoded = decode_video(destination)
     assert summary.frames_out == len(decoded) == 10
     assert times == [Fraction(j, 50) for j in range(10)]

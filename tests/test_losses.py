@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from vfi_cli.errors import VfiError
-from vfi_cli.train.losses import (
+from vfi_cli.training.losses import (
     PerceptualLoss,
     hinge_discriminator_loss,
     hinge_generator_loss,

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from vfi_cli.evaluation.metrics import PSNR_CAP, dilate, interpolation_error, measure, psnr, ssim
+from vfi_cli.metrics import PSNR_CAP, dilate, interpolation_error, measure, psnr, ssim
 
 structural_similarity = pytest.importorskip("skimage.metrics").structural_similarity
 

@@ -11,7 +11,7 @@ import torch
 
 from tests.conftest import smooth_texture
 from vfi_cli.errors import VfiError
-from vfi_cli.train.proposals import MASKRCNN_FILE, MaskRCNNProposer, motion_proposals, random_boxes, roi_patches
+from vfi_cli.training.proposals import MASKRCNN_FILE, MaskRCNNProposer, motion_proposals, random_boxes, roi_patches
 
 
 def assert_valid_boxes(boxes: np.ndarray, count: int, width: int, height: int, min_size: int) -> None:

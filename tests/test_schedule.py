@@ -7,7 +7,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from vfi_cli.engine.schedule import Schedule, parse_rate
+from vfi_cli.engine.schedule import Schedule
+from vfi_cli.units import parse_rate
 
 
 def run(rate_in: Fraction, rate_out: Fraction, times: list[Fraction | None]) -> list:

@@ -8,8 +8,8 @@ import pytest
 import torch
 from skimage import data as photos
 
-from vfi_cli.evaluation.evaluate import blend
-from vfi_cli.evaluation.metrics import psnr
+from vfi_cli.evaluation.methods import blend
+from vfi_cli.metrics import psnr
 from vfi_cli.model.weights import DEFAULT_WEIGHTS_NAME, default_weights_path, load_weights, sha256_file
 
 

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from tests.conftest import BlendInterpolator, smooth_texture
-from vfi_cli.engine.pipeline import ConvertOptions, Summary, convert_video
+from vfi_cli.config import ConvertOptions, EncodeSettings
+from vfi_cli.engine.pipeline import convert_video
+from vfi_cli.results import Summary
 from vfi_cli.video.reader import probe
-from vfi_cli.video.writer import EncodeSettings
 
 FAST = EncodeSettings(codec="libx264", crf=30, preset="ultrafast")
 SRT = "1\n00:00:00,100 --> 00:00:00,400\nHello\n\n2\n00:00:00,500 --> 00:00:00,700\nWorld\n\n"
@@ -94,8 +95,8 @@ def _write_tone(container: av.container.OutputContainer, stream: av.audio.stream
 
 
 def convert(source: Path, destination: Path, fps: Fraction | None = None, encode: EncodeSettings = FAST) -> Summary:
-    options = ConvertOptions(factor=None if fps else 2, fps=fps, batch_size=8, encode=encode)
-    return convert_video(probe(source), destination, BlendInterpolator(), options)
+    options = ConvertOptions(factor=None if fps else 2, fps=fps, encode=encode)
+    return convert_video(probe(source), destination, BlendInterpolator(), options, batch_size=8)
 
 
 def _packets(path: Path, kind: str) -> list[bytes]:

@@ -15,9 +15,9 @@ from vfi_cli.config import ModelConfig
 from vfi_cli.errors import VfiError
 from vfi_cli.model.network import Interpolator
 from vfi_cli.model.warp import backward_warp
-from vfi_cli.train.losses import distillation_loss
-from vfi_cli.train.teachers import RifeTeacher, TeacherSpec, distillation_target
-from vfi_cli.train.teachers.rife import IFNet, ifnet_interpolate, load_ifnet
+from vfi_cli.training.losses import distillation_loss
+from vfi_cli.training.teachers import RifeTeacher, TeacherSpec, distillation_target
+from vfi_cli.training.teachers.rife import IFNet, ifnet_interpolate, load_ifnet
 
 RAMP_SLOPE = 0.6 / 192  # brightness per pixel of the test ramp (0–1 scale)
 
@@ -129,8 +129,9 @@ def test_distillation_loss_counts_only_where_the_teacher_is_weighted() -> None:
 def test_a_tiny_distillation_run_learns_the_teachers_flows(tmp_path: Path) -> None:
     """vfi train --teacher rife:PATH: the cache is filled once, and training lowers the student's flow
     error against the teacher (photometric losses off, so only the teacher can teach it)."""
-    from vfi_cli.train.data import collate_triplets
-    from vfi_cli.train.trainer import LossWeights, Trainer, TrainConfig
+    from vfi_cli.config import LossWeights, TrainConfig
+    from vfi_cli.training.items import collate_triplets
+    from vfi_cli.training.trainer import Trainer
 
     weights = tmp_path / "flownet.pkl"
     torch.save(ramp_estimator_state(), weights)

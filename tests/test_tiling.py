@@ -14,11 +14,12 @@ from tests.conftest import TINY_CONFIG, decode_video, translating_frames
 from tests.test_engine import analytic_model, interior, psnr
 from vfi_cli.cli import main
 from vfi_cli.engine.runner import FrameInterpolator
-from vfi_cli.engine.tiling import parse_memory, plan_memory
+from vfi_cli.engine.tiling import plan_memory
 from vfi_cli.errors import VfiError
 from vfi_cli.model.features import FeatureExtractor
 from vfi_cli.model.network import Interpolator
 from vfi_cli.model.synthesis import Synthesis
+from vfi_cli.units import parse_memory
 
 CPU = torch.device("cpu")
 
@@ -117,7 +118,7 @@ def test_tiled_output_matches_whole_frame_random_model(flow_scale: float) -> Non
     frames = translating_frames(2, 100, 170, step=(3, 1))
     model = random_tiny_model()
     whole = FrameInterpolator(model, CPU, torch.float32, 100, 170, flow_scale=flow_scale)
-    tiled = FrameInterpolator(model, CPU, torch.float32, 100, 170, flow_scale=flow_scale, tile=64, overlap=32)
+    tiled = FrameInterpolator(model, CPU, torch.float32, 100, 170, flow_scale=flow_scale, tile=64, tile_overlap=32)
     assert whole.plan.tiles is None and tiled.plan.tiles is not None and len(tiled.plan.tiles) >= 6
     reference, result = run_pair(whole, *frames), run_pair(tiled, *frames)
     assert np.abs(reference.astype(int) - result).max() <= 3
@@ -145,7 +146,7 @@ def test_tiled_output_matches_whole_frame_analytic_flow() -> None:
     frames = translating_frames(2, 90, 150, step=(6, -3))
     model = analytic_model((6, -3))
     whole = FrameInterpolator(model, CPU, torch.float32, 90, 150)
-    tiled = FrameInterpolator(model, CPU, torch.float32, 90, 150, tile=56, overlap=40)
+    tiled = FrameInterpolator(model, CPU, torch.float32, 90, 150, tile=56, tile_overlap=40)
     assert tiled.plan.tiles is not None and len(tiled.plan.tiles) >= 6
     reference, result = run_pair(whole, *frames), run_pair(tiled, *frames)
     assert np.abs(reference.astype(int) - result).max() <= 1

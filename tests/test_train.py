@@ -15,10 +15,13 @@ import torch
 from click.testing import CliRunner
 
 from tests.conftest import TINY_CONFIG
-from vfi_cli.cli import main, run_export
+from vfi_cli import api
+from vfi_cli.cli import main
+from vfi_cli.config import LossWeights, TrainConfig
 from vfi_cli.model.weights import load_weights
-from vfi_cli.train.data import collate_triplets
-from vfi_cli.train.trainer import LossWeights, Trainer, TrainConfig, run_history
+from vfi_cli.training.export import run_history
+from vfi_cli.training.items import collate_triplets
+from vfi_cli.training.trainer import Trainer
 
 SMALL = dict(
     data=[{"kind": "synthetic", "root": None, "weight": 1.0}],
@@ -48,7 +51,7 @@ def test_each_adversarial_mode_lowers_the_loss_on_a_fixed_batch(tmp_path: Path, 
 
     def interpolation_loss() -> float:
         with torch.no_grad():
-            losses = trainer._generator_losses(trainer.model(batch["image1"], batch["image2"], batch["t"]), batch)
+            losses = trainer.objective.generator_losses(trainer.model(batch["image1"], batch["image2"], batch["t"]), batch, trainer.step)
         return float(losses["photometric"] + losses["perceptual"])
 
     before = interpolation_loss()
@@ -111,18 +114,18 @@ def test_cli_trains_resumes_and_exports_usable_weights(tmp_path: Path, monkeypat
     for name, value in model.state_dict().items():
         assert torch.equal(value, checkpoint["model"][name]), name
     with pytest.raises(Exception, match="exists"):
-        run_export(tmp_path / "run", tmp_path / "w.safetensors")
+        api.export(tmp_path / "run", tmp_path / "w.safetensors")
     assert card["recipe"]["wall_seconds"] > 0 and len(card["recipe"]["hardware"]) == 1
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "w.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask  # not safetensors' 0600
     assert not list(tmp_path.glob("*.partial"))
     (tmp_path / "eval.json").write_text(json.dumps({"holdout": {"clip": {"psnr": 30.0}}}))
-    exported = run_export(tmp_path / "run", tmp_path / "m.safetensors", metrics_file=tmp_path / "eval.json")
+    exported = api.export(tmp_path / "run", tmp_path / "m.safetensors", metrics=tmp_path / "eval.json")
     assert exported["metrics"]["holdout"] == {"clip": {"psnr": 30.0}} and "total" in exported["metrics"]["training"]
     (tmp_path / "list.json").write_text("[1, 2]")
     with pytest.raises(Exception, match="JSON object"):
-        run_export(tmp_path / "run", tmp_path / "n.safetensors", metrics_file=tmp_path / "list.json")
+        api.export(tmp_path / "run", tmp_path / "n.safetensors", metrics=tmp_path / "list.json")
     # Fine-tuning from the exported file takes its architecture from the file.
     fine = CliRunner().invoke(main, ["train", "--run-dir", str(tmp_path / "fine"), "--workers", "0", "-q", "--data", "synthetic",
                                      "--init-weights", str(tmp_path / "w.safetensors"), "--crop", "64", "--batch-size", "2",
@@ -131,7 +134,7 @@ def test_cli_trains_resumes_and_exports_usable_weights(tmp_path: Path, monkeypat
     assert json.loads((tmp_path / "fine" / "config.json").read_text())["model"] == TINY_CONFIG.to_dict()
     # ... and its exported card names the stage it started from, so both commands can be replayed.
     (tmp_path / "w.safetensors").rename(tmp_path / "moved.safetensors")  # the parent may be gone by export time
-    fine_card = run_export(tmp_path / "fine", tmp_path / "f.safetensors")
+    fine_card = api.export(tmp_path / "fine", tmp_path / "f.safetensors")
     assert fine_card["recipe"]["init_from"] == {"file": "w.safetensors", "sha256": card["sha256"], "recipe": card["recipe"]}
     assert "init_from" not in card["recipe"]
     # A card names an architecture for a fresh run (how the shipped model's command is replayed).
@@ -224,8 +227,8 @@ def test_vfi_train_leaves_the_process_group_even_when_training_fails(tmp_path: P
 
 
 def test_squared_error_is_the_error_psnr_measures() -> None:
-    from vfi_cli.evaluation.metrics import psnr
-    from vfi_cli.train.losses import squared_error
+    from vfi_cli.metrics import psnr
+    from vfi_cli.training.losses import squared_error
 
     generator = torch.Generator().manual_seed(0)
     truth = torch.randint(0, 256, (1, 3, 16, 24), generator=generator)
@@ -242,9 +245,9 @@ def test_the_squared_error_term_is_trained_only_when_weighted(tmp_path: Path) ->
     batch = collate_triplets([plain.train_data[i] for i in range(2)])
     with torch.no_grad():
         out = weighted.model(batch["image1"], batch["image2"], batch["t"])
-        losses = weighted._generator_losses(out, batch)
+        losses = weighted.objective.generator_losses(out, batch, weighted.step)
         expected = 2.0 * (((out.coarse - batch["target"]) ** 2).mean() + ((out.refined - batch["target"]) ** 2).mean())
-        assert "mse" not in plain._generator_losses(out, batch)
+        assert "mse" not in plain.objective.generator_losses(out, batch, plain.step)
     assert float(losses["mse"]) == pytest.approx(float(expected), rel=1e-5)
     assert "mse" in weighted.train_step(batch)
 
@@ -255,12 +258,28 @@ def test_cpu_amp_trains_the_generator_in_bfloat16(tmp_path: Path) -> None:
     trainer = Trainer(_config(tmp_path / "amp", adversarial="none", steps=1, lr=5e-3, cpu_amp=True))
     batch = collate_triplets([trainer.train_data[i] for i in range(2)])
     with trainer._autocast():
-        out = trainer.model(batch["image1"], batch["image2"], batch["t"])
-    assert out.flow1.dtype == torch.bfloat16  # the U-Net head's output; warping promotes to float32
+        assert trainer.model.features(batch["image1"]).dtype == torch.bfloat16
     first = trainer.train_step(batch)["total"]
     for _ in range(30):
         last = trainer.train_step(batch)["total"]
     assert math.isfinite(last) and last < first
     plain = Trainer(_config(tmp_path / "fp32", adversarial="none", steps=1))
     with plain._autocast():
-        assert plain.model(batch["image1"], batch["image2"], batch["t"]).flow1.dtype == torch.float32
+        assert plain.model.features(batch["image1"]).dtype == torch.float32
+
+
+def test_ctrl_c_during_training_names_the_checkpoint_and_exits_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted_fit(self: Trainer, on_step: object = None) -> None:
+        self.save_checkpoint()  # as fit does on Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "fit", interrupted_fit)
+    (tmp_path / "model.json").write_text(json.dumps(TINY_CONFIG.to_dict()))
+    result = CliRunner().invoke(main, [
+        "train", "--run-dir", str(tmp_path / "r"), "--data", "synthetic", "--model-config", str(tmp_path / "model.json"),
+        "--crop", "32", "--batch-size", "2", "--workers", "0", "--steps", "1", "-q",
+    ])
+    assert result.exit_code == 130
+    checkpoint = tmp_path / "r" / "checkpoints" / "last.pt"
+    assert result.stderr.splitlines()[-1] == f"Interrupted: the run is saved in {checkpoint}; continue it with --resume."
+    assert checkpoint.is_file()

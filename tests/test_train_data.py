@@ -1,4 +1,4 @@
-"""Training data: dataset layouts, the cut rule, the held-out tail, crops paired with high-resolution truth."""
+"""The training item pipeline: layouts mixed into items, crops paired with high-resolution truth, the flow teacher."""
 
 from __future__ import annotations
 
@@ -10,70 +10,11 @@ import pytest
 import torch
 
 from tests.conftest import translating_frames, write_video
+from tests.test_datasets import _clip_with_cut, _scene_of
+from vfi_cli.datasets.base import DataSpec
 from vfi_cli.errors import VfiError
-from vfi_cli.train.teachers.dis import teacher_flow
-from vfi_cli.train.data import (
-    DataSpec,
-    VideoSource,
-    build_dataset,
-    cache_clip,
-    collate_triplets,
-    
-)
-
-
-def _tinted(frames: list[np.ndarray], channel: int) -> list[np.ndarray]:
-    """Push one colour channel up so two scenes have clearly different colours (a hard cut between them)."""
-    out = []
-    for frame in frames:
-        tinted = frame.astype(np.int16)
-        tinted[..., channel] = np.minimum(255, tinted[..., channel] + 60)
-        tinted[..., (channel + 1) % 3] //= 3
-        out.append(tinted.astype(np.uint8))
-    return out
-
-
-def _scene_of(frame: np.ndarray) -> str:
-    return "red" if frame[..., 0].mean() > frame[..., 2].mean() else "blue"
-
-
-def _clip_with_cut(path: Path, before: int = 8, after: int = 8, size: tuple[int, int] = (48, 64)) -> Path:
-    red = _tinted(translating_frames(before, *size, step=(2, 0), seed=1), 0)
-    blue = _tinted(translating_frames(after, *size, step=(0, 2), seed=2), 2)
-    return write_video(path, red + blue, 25, codec="ffv1", pix_fmt="yuv444p")
-
-
-def test_cache_finds_the_cut_and_decodes_once(tmp_path: Path) -> None:
-    clip = _clip_with_cut(tmp_path / "cut.mkv")
-    cached = cache_clip(clip, tmp_path / "cache")
-    assert cached.frame_count == 16
-    assert cached.cuts == frozenset({7})
-    # A second call reads the cache instead of decoding again.
-    frames_file = cached.directory / "frames.npy"
-    stamp = frames_file.stat().st_mtime_ns
-    again = cache_clip(clip, tmp_path / "cache")
-    assert again.cuts == cached.cuts and frames_file.stat().st_mtime_ns == stamp
-    assert np.array_equal(np.asarray(again.frames[3]), np.asarray(cached.frames[3]))
-
-
-def test_no_triplet_spans_a_cut_and_the_tail_is_held_out(tmp_path: Path) -> None:
-    folder = tmp_path / "videos" / "nested"
-    folder.mkdir(parents=True)
-    _clip_with_cut(folder / "a.mkv", before=10, after=10)
-    train = VideoSource(tmp_path / "videos", "train", tmp_path / "cache", 1.0)
-    val = VideoSource(tmp_path / "videos", "val", tmp_path / "cache", 1.0)
-    rng = np.random.default_rng(0)
-    for _ in range(40):
-        for index in range(len(train)):
-            triplet = train.triplet(index, rng, "train")
-            scenes = {_scene_of(f) for f in (triplet.first, triplet.middle, triplet.last)}
-            assert len(scenes) == 1, f"triplet {triplet.key} spans the cut"
-            start, j, k = (int(v) for v in triplet.key.split("/")[-1].split("-"))
-            assert start + k < 16 and triplet.t == pytest.approx(j / k)  # frames 16..19 are the validation tail
-    val_starts = [start for _, start, _ in val.items]
-    assert val_starts and min(val_starts) >= 16
-    for index in range(len(val)):
-        assert val.triplet(index, rng, "val").t == 0.5
+from vfi_cli.training.items import build_dataset, collate_triplets
+from vfi_cli.training.teachers.dis import teacher_flow
 
 
 def test_ucf101_layout_gives_four_triplets_per_clip(tmp_path: Path) -> None:

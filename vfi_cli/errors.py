@@ -11,3 +11,7 @@ class MissingWeightsError(VfiError):
 
 class VideoError(VfiError):
     """The input cannot be read as a video, or the output cannot be written."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, caught where something was kept: the message says what, and how to go on."""

@@ -1,4 +1,8 @@
-"""How the network runs: one protocol, backends chosen by name, heavy runtimes optional.
+"""How the network runs: one model-setup path, one protocol, backends chosen by name, heavy runtimes optional.
+
+:mod:`.eager` is the one model-setup path (device, then precision, then weights, then threads) that
+converting, evaluating, benchmarking and :func:`vfi_cli.load_model` share. A backend then runs the
+loaded network for the engine (:class:`~vfi_cli.engine.runner.FrameInterpolator`):
 
 - ``torch``: eager PyTorch. On the CPU the model and frames are channels-last, which oneDNN runs
   1.8× faster than the default layout in float32 and 3.2× faster under bf16 autocast (measured at
@@ -68,7 +72,7 @@ def create_backend(
     if name not in available_backends():
         raise VfiError(f"the {name} backend is not installed: pip install 'vfi[{name}]'")
     if name == "torch":
-        from vfi_cli.backends.eager import TorchBackend
+        from vfi_cli.backends.pytorch import TorchBackend
 
         return TorchBackend(model, device, dtype, flow_scale)
     if device.type != "cpu":

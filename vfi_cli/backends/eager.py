@@ -1,38 +1,105 @@
-"""The eager PyTorch backend."""
+"""PyTorch eager: resolve the device and the precision, load the weights, set the threads.
+
+This is the one model-setup path: converting, evaluating, benchmarking and the API's
+:func:`vfi_cli.load_model` all go through :func:`load_model`.
+"""
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any
+import logging
+import os
+import platform
+from pathlib import Path
 
 import torch
 
+from vfi_cli.config import EngineOptions, ModelConfig
+from vfi_cli.errors import MissingWeightsError, VfiError
+from vfi_cli.model.network import Interpolator
+from vfi_cli.model.weights import default_weights_path, load_weights
+from vfi_cli.results import LoadedModel
 
-class TorchBackend:
-    """The model in eager PyTorch, channels-last on the CPU (oneDNN's fast layout), autocast to ``dtype``."""
+log = logging.getLogger(__name__)
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
-    name = "torch"
 
-    def __init__(self, model: torch.nn.Module, device: torch.device, dtype: torch.dtype, flow_scale: float = 1.0) -> None:
-        self.device = device
-        self.dtype = dtype
-        self.flow_scale = flow_scale
-        self.layout = torch.channels_last if device.type == "cpu" else torch.contiguous_format
-        self.model = model.to(device).eval().to(memory_format=self.layout)
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks the first CUDA device when there is one, else the CPU.
 
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.dtype == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+    Raises:
+        VfiError: an unknown device, or a CUDA device this machine does not have.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise VfiError(f"unknown device {name!r} (use auto, cpu or cuda[:N])") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise VfiError(f"device {name} requested but CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise VfiError(f"device {name} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    elif device.type != "cpu":
+        raise VfiError(f"unsupported device {name!r} (use auto, cpu or cuda[:N])")
+    return device
 
-    def features(self, image: torch.Tensor) -> torch.Tensor:
-        with self._autocast():
-            return self.model.features(image.contiguous(memory_format=self.layout))
 
-    def refine(
-        self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor,
-        features1: torch.Tensor | None = None, features2: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        image1, image2 = (x.contiguous(memory_format=self.layout) for x in (image1, image2))
-        with self._autocast():
-            return self.model(image1, image2, t, features1, features2, flow_scale=self.flow_scale).refined.float()
+def resolve_precision(name: str | None, device: torch.device) -> torch.dtype:
+    """fp16 autocast on CUDA by default, fp32 on the CPU (where fp16 convolutions are slow).
+
+    Raises:
+        VfiError: an unknown precision, or fp16 on the CPU.
+    """
+    if name is None:
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if name not in DTYPES:
+        raise VfiError(f"unknown precision {name!r} (use {', '.join(DTYPES)})")
+    if name == "fp16" and device.type == "cpu":
+        raise VfiError("fp16 runs only on CUDA; use fp32 or bf16 on the CPU")
+    return DTYPES[name]
+
+
+def device_name(device: torch.device) -> str:
+    """The hardware behind ``device``: the GPU's name, or the CPU model and its core count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name} ({os.cpu_count()} cores)"
+
+
+def load_model(weights: Path | None = None, engine: EngineOptions = EngineOptions(), *, random_if_missing: bool = False) -> LoadedModel:
+    """Device → precision → weights → threads.
+
+    ``weights`` None means the shipped model; with ``random_if_missing`` a randomly initialised
+    model of the default architecture (seed 0) stands in when none is installed (speed does not
+    depend on the weights' values).
+
+    Raises:
+        VfiError: a bad device or precision, or an unreadable weights file.
+        MissingWeightsError: no weights given or installed (and no random stand-in asked for).
+    """
+    device = resolve_device(engine.device)
+    dtype = resolve_precision(engine.precision, device)
+    try:
+        network, card = load_weights(weights, device)
+        path = Path(weights) if weights is not None else default_weights_path()
+    except MissingWeightsError:
+        if not random_if_missing:
+            raise
+        torch.manual_seed(0)
+        config = ModelConfig()
+        network, card, path = Interpolator.from_config(config).eval().to(device), {"config": config.to_dict()}, None
+    if engine.threads is not None:
+        torch.set_num_threads(engine.threads)
+    if log.isEnabledFor(logging.INFO):
+        log.info("weights %s (sha256 %s) on %s in %s, %d CPU threads", path or "random (seed 0)", card.get("sha256", "none"),
+                 device_name(device), str(dtype).removeprefix("torch."), torch.get_num_threads())
+    return LoadedModel(network=network, card=card, weights=path, device=device, dtype=dtype)

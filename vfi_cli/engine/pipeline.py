@@ -7,58 +7,29 @@ output file behind (see :class:`~vfi_cli.video.writer.VideoWriter`).
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from vfi_cli.config import ConvertOptions
 from vfi_cli.engine.runner import FrameInterpolator, PairCounts, interpolate_stream
-from vfi_cli.engine.scenes import DEFAULT_CUT_THRESHOLD, SceneDetector
+from vfi_cli.engine.scenes import SceneDetector
 from vfi_cli.engine.schedule import DEFAULT_TOLERANCE, OutputFrame, Schedule, round_half_up
+from vfi_cli.results import Summary
 from vfi_cli.video.color import convert_format, from_rgb
 from vfi_cli.video.images import PngFolderWriter, is_folder_output, read_images
 from vfi_cli.video.reader import DecodedFrame, FrameReader, VideoInfo
-from vfi_cli.video.writer import EncodeSettings, VideoWriter
+from vfi_cli.video.writer import VideoWriter
 
 _END = object()
-
-
-@dataclass(frozen=True)
-class ConvertOptions:
-    factor: int | None = 2
-    fps: Fraction | None = None
-    batch_size: int = 4
-    encode: EncodeSettings = EncodeSettings()
-    scene_threshold: float | None = DEFAULT_CUT_THRESHOLD  # None: no cut detection (identical frames are still copied)
-
-    def output_rate(self, rate_in: Fraction) -> Fraction:
-        if (self.factor is None) == (self.fps is None):
-            raise ValueError("give exactly one of factor and fps")
-        return Fraction(rate_in) * self.factor if self.factor is not None else Fraction(self.fps)
-
-
-@dataclass(frozen=True)
-class Summary:
-    frames_in: int
-    frames_out: int
-    synthesized: int
-    rate_in: Fraction
-    rate_out: Fraction
-    duration_in: Fraction
-    duration_out: Fraction
-    seconds: float
-    output: Path
-    busy_seconds: dict[str, float]  # time each stage (decode, model, encode) spent working, not waiting
-    frames_lost: int = 0  # input frames that could not be decoded (corrupt packets), skipped
-    decode_error: str | None = None  # the first decoding error, when frames were lost
-    cuts: int = 0  # input pairs straddling a hard cut (not interpolated: the nearer frame is repeated)
-    static_pairs: int = 0  # pairs of identical input frames (copied, not synthesised)
+log = logging.getLogger(__name__)
 
 
 class _Stopped(Exception):
@@ -133,11 +104,15 @@ def convert_video(
     destination: Path,
     interpolator: FrameInterpolator,
     options: ConvertOptions,
+    *,
+    batch_size: int = 4,
     on_frame: Callable[[int], None] | None = None,
 ) -> Summary:
     """Convert ``info.path`` to ``destination`` at the options' frame rate.
 
-    ``on_frame(n)`` is called from the encoder thread after each output frame is written.
+    Up to ``batch_size`` frames are synthesised per call of ``interpolator``. ``on_frame(n)`` is
+    called from the encoder thread after each output frame is written. Input frames that could not
+    be decoded are counted in the summary and named in one logged warning.
     """
     started = time.perf_counter()
     rate_out = options.output_rate(info.rate)
@@ -145,7 +120,7 @@ def convert_video(
     tolerance = min(info.time_base, DEFAULT_TOLERANCE) if info.time_base else DEFAULT_TOLERANCE
     schedule = Schedule(info.rate, rate_out, factor=options.factor, tolerance=tolerance)
     stop = threading.Event()
-    queue_size = 2 * options.batch_size + 2
+    queue_size = 2 * batch_size + 2
     decoded = _Channel(queue_size, stop)
     produced = _Channel(queue_size, stop)
     synthesized = 0
@@ -180,7 +155,7 @@ def convert_video(
         try:
             model_started = time.perf_counter()
             detector = None if options.scene_threshold is None else SceneDetector(options.scene_threshold)
-            for job, payload in interpolate_stream(decoded, schedule, interpolator, options.batch_size, detector, counts):
+            for job, payload in interpolate_stream(decoded, schedule, interpolator, batch_size, detector, counts):
                 synthesized += isinstance(payload, np.ndarray)
                 produced.put((job, payload))
             produced.put(_END)
@@ -198,6 +173,9 @@ def convert_video(
         writer.commit()
 
     seconds = time.perf_counter() - started
+    if reader.frames_lost:
+        log.warning("%d input frame(s) could not be decoded and were skipped (%s); the frames around them were "
+                    "interpolated across the gap.", reader.frames_lost, reader.first_error)
     return Summary(
         frames_in=schedule.inputs,
         frames_out=schedule.outputs,

@@ -11,44 +11,13 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from vfi_cli.engine.scenes import SceneDetector, thumbnail as scene_thumbnail
+from vfi_cli.config import EngineOptions
+from vfi_cli.engine.scenes import SceneDetector, is_still, thumbnail as scene_thumbnail
 from vfi_cli.engine.schedule import OutputFrame, Schedule
 from vfi_cli.engine.tiling import MemoryPlan, bytes_per_pixel, cache_bytes_per_pixel, default_budget, plan_memory
-from vfi_cli.errors import VfiError
 from vfi_cli.model.network import Interpolator
 from vfi_cli.model.padding import Padder
-
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks the first CUDA device when there is one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise VfiError(f"unknown device {name!r} (use auto, cpu or cuda[:N])") from exc
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise VfiError(f"device {name} requested but CUDA is not available on this machine")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise VfiError(f"device {name} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
-    elif device.type != "cpu":
-        raise VfiError(f"unsupported device {name!r} (use auto, cpu or cuda[:N])")
-    return device
-
-
-def resolve_precision(name: str | None, device: torch.device) -> torch.dtype:
-    """fp16 autocast on CUDA by default, fp32 on the CPU (where fp16 convolutions are slow)."""
-    if name is None:
-        return torch.float16 if device.type == "cuda" else torch.float32
-    if name not in PRECISIONS:
-        raise VfiError(f"unknown precision {name!r} (use {', '.join(PRECISIONS)})")
-    if name == "fp16" and device.type == "cpu":
-        raise VfiError("fp16 runs only on CUDA; use fp32 or bf16 on the CPU")
-    return PRECISIONS[name]
-
+from vfi_cli.results import LoadedModel
 
 class HasRGB(Protocol):
     rgb: np.ndarray
@@ -86,7 +55,7 @@ class FrameInterpolator:
         batch_size: int = 4,
         max_memory: int | None = None,
         tile: int | None = None,
-        overlap: int | None = None,
+        tile_overlap: int | None = None,
     ) -> None:
         self.model = model.to(device).eval()
         self.device = device
@@ -97,7 +66,15 @@ class FrameInterpolator:
             self.padder.padded_height, self.padder.padded_width, model.multiple(flow_scale),
             model_bpp=bytes_per_pixel(model, flow_scale, dtype), cache_bpp=cache_bytes_per_pixel(model, dtype),
             batch_size=batch_size, budget=default_budget(device) if max_memory is None else max_memory,
-            tile=tile, overlap=overlap,
+            tile=tile, overlap=tile_overlap,
+        )
+
+    @classmethod
+    def from_options(cls, model: LoadedModel, height: int, width: int, engine: EngineOptions) -> FrameInterpolator:
+        """The interpolator for ``model`` on frames of ``height``×``width``, as ``engine`` asks."""
+        return cls(
+            model.network, model.device, model.dtype, height, width, flow_scale=engine.flow_scale,
+            batch_size=engine.batch_size, max_memory=engine.max_memory, tile=engine.tile, tile_overlap=engine.tile_overlap,
         )
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -205,7 +182,7 @@ def interpolate_stream(
         if index == 0:
             return
         first, second = window[index - 1].rgb, window[index].rgb
-        if SceneDetector.is_duplicate(first, second):
+        if is_still(first, second):
             statics.add(index - 1)
             counts.static += 1
         elif detector is not None and detector.is_cut_between(thumbnails[index - 1], thumbnails[index]):

@@ -14,7 +14,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-DEFAULT_CUT_THRESHOLD = 0.3
+from vfi_cli.config import DEFAULT_CUT_THRESHOLD
+
 THUMBNAIL_WIDTH = 64
 _CONTRAST_FLOOR = 6.0  # grey levels: patches with less standard deviation than this count as flat
 _BLOCK = 16  # side of the blocks matched one by one, in thumbnail pixels
@@ -114,7 +115,7 @@ def thumbnail_distance(first: np.ndarray, second: np.ndarray, exact_above: float
 
 
 class SceneDetector:
-    """Decides whether two consecutive frames straddle a hard cut, or are the same picture.
+    """Decides whether two consecutive frames straddle a hard cut (still pairs: :func:`is_still`).
 
     The streaming engine keeps each frame's :func:`thumbnail` and calls :func:`thumbnail_distance`,
     so every frame is downscaled once; :meth:`score` does both for a single pair.
@@ -136,12 +137,20 @@ class SceneDetector:
         """:meth:`is_cut` for frames already reduced with :func:`thumbnail`."""
         return thumbnail_distance(first_thumbnail, second_thumbnail, exact_above=self.threshold) > self.threshold
 
-    @staticmethod
-    def is_duplicate(first: np.ndarray, second: np.ndarray) -> bool:
-        """Exactly the same pixels: a static frame, copied rather than synthesised.
 
-        A sparse sample is compared first, so that the usual answer (no) costs little on 4K frames.
-        """
-        if first.shape != second.shape or not np.array_equal(first[::16, ::16], second[::16, ::16]):
-            return False
-        return bool(np.array_equal(first, second))
+def is_still(first: np.ndarray, second: np.ndarray, noise: float = 0.0) -> bool:
+    """Whether two frames show the same still picture: the one rule for "static" pairs.
+
+    ``noise`` 0 (the default) asks for bit-identical frames: what ``vfi interpolate`` copies
+    instead of synthesising, so a still picture stays pixel-identical (a sparse sample is compared
+    first, so that the usual answer, no, costs little on 4K frames). Training passes the level of
+    compression noise (a mean absolute difference below ``noise`` levels counts as still), because
+    it skips triplets in which nothing moves rather than copying pixels.
+    """
+    if first.shape != second.shape:
+        return False
+    if noise > 0:
+        return bool(np.abs(first.astype(np.int32) - second).mean() < noise)
+    if not np.array_equal(first[::16, ::16], second[::16, ::16]):
+        return False
+    return bool(np.array_equal(first, second))

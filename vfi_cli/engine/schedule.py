@@ -10,27 +10,8 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-# Decimal spellings of the NTSC rates mean the x/1001 rates users have in mind.
-_NTSC = {"23.976": Fraction(24000, 1001), "29.97": Fraction(30000, 1001), "47.952": Fraction(48000, 1001),
-         "59.94": Fraction(60000, 1001), "119.88": Fraction(120000, 1001)}
-
-
 # Snap input times at most this far onto the nominal grid (the tick of Matroska's millisecond timestamps).
 DEFAULT_TOLERANCE = Fraction(1, 1000)
-
-
-def parse_rate(text: str) -> Fraction:
-    """'60', '60000/1001', '59.94' (read as 60000/1001) or '25.5' -> an exact positive rate."""
-    text = text.strip()
-    if text in _NTSC:
-        return _NTSC[text]
-    try:
-        rate = Fraction(text)
-    except (ValueError, ZeroDivisionError) as exc:
-        raise ValueError(f"not a frame rate: {text!r} (use e.g. 60, 59.94 or 60000/1001)") from exc
-    if rate <= 0:
-        raise ValueError(f"frame rate must be positive, got {text!r}")
-    return rate
 
 
 def round_half_up(value: Fraction) -> int:

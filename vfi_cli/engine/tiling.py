@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,32 +25,12 @@ from torch import nn
 
 from vfi_cli.config import ModelConfig
 from vfi_cli.errors import VfiError
+from vfi_cli.units import format_memory
 
 CPU_SHARE = 0.5  # of MemAvailable: decoding, encoding, queues and other programs need the rest
 CUDA_SHARE = 0.8  # of the device's free memory: the allocator's fragmentation and cuDNN workspaces
 SAFETY = 1.1  # on the estimate below, which matched measured peaks to within -10%..+15%
 BLEND_BYTES = 32  # per tile pixel: Ĩt in float32, its weighted copy and the weight
-
-_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-
-
-def parse_memory(text: str) -> int:
-    """'6G', '800M', '1.5GiB', '2048MB' or a byte count -> bytes (binary units)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text.lower())
-    if not match:
-        raise ValueError(f"{text!r} is not a memory size such as 6G, 800M or 1.5GiB")
-    value = float(match.group(1)) * _UNITS[match.group(2)]
-    if value < 1:
-        raise ValueError(f"memory size {text!r} must be positive")
-    return int(value)
-
-
-def format_memory(size: float) -> str:
-    for unit in ("T", "G", "M", "K"):
-        if size >= _UNITS[unit.lower()]:
-            return f"{size / _UNITS[unit.lower()]:.1f} {unit}iB"
-    return f"{int(size)} B"
-
 
 def free_memory(device: torch.device) -> int:
     """Free device memory (CUDA) or the RAM the kernel says can be had without swapping (CPU)."""

@@ -1,1 +1,3 @@
-"""Quality (``vfi eval``) and speed (``vfi bench``) of the interpolator."""
+"""Quality (``vfi eval``: :mod:`.evaluate`, :mod:`.methods`, :mod:`.figures`) and speed (``vfi bench``:
+:mod:`.bench`) of the interpolator. Triplets come from :mod:`vfi_cli.datasets`, scores from
+:mod:`vfi_cli.metrics`; nothing here prints."""

@@ -2,8 +2,8 @@
 
 The paper extracts features with a pre-trained network. ImageNet weights cannot be downloaded
 at run time, so the default is a layer of the same shape learned with the rest of the network;
-``init_from_resnet18`` copies ResNet-18's conv1 (with its batch norm folded in) from a local
-file or the torch hub cache, and downloads only when the caller explicitly allows it.
+``init_from_resnet18`` copies ResNet-18's conv1 (with its batch norm folded in), found by
+:mod:`vfi_cli.pretrained` (a local file, the torch hub cache, a download only when allowed).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from vfi_cli.errors import VfiError
+from vfi_cli.pretrained import RESNET18, load_pretrained
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-RESNET18_URL = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
 
 
 class FeatureExtractor(nn.Module):
@@ -33,36 +33,13 @@ class FeatureExtractor(nn.Module):
         return torch.relu(self.conv((image - self.mean) / self.std))
 
 
-def resnet18_cache_file() -> Path | None:
-    """The ResNet-18 ImageNet checkpoint in the torch hub cache ($TORCH_HOME), if one is there."""
-    checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
-    found = sorted(checkpoints.glob("resnet18-*.pth")) if checkpoints.is_dir() else []
-    return found[0] if found else None
-
-
 def load_resnet18_state(path: Path | None = None, allow_download: bool = False) -> dict[str, torch.Tensor]:
-    """ResNet-18 weights from ``path``, else the torch cache, else (only if allowed) the internet.
-
-    ``.safetensors`` files are read without pickle; ``.pth`` files with ``weights_only=True``,
-    which refuses anything but tensors.
-    """
-    if path is None:
-        path = resnet18_cache_file()
-    if path is None:
-        if not allow_download:
-            raise VfiError(
-                "no ResNet-18 weights found: pass a local file or put resnet18-f37072fd.pth in the "
-                f"torch cache ({Path(torch.hub.get_dir()) / 'checkpoints'}); downloading needs an explicit opt-in"
-            )
-        return torch.hub.load_state_dict_from_url(RESNET18_URL, map_location="cpu", weights_only=True)
-    path = Path(path)
-    if not path.is_file():
-        raise VfiError(f"ResNet-18 weights not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path), device="cpu")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """ResNet-18 weights from ``path``, else the torch cache, else (only if allowed) the internet
+    (:mod:`vfi_cli.pretrained`)."""
+    found = load_pretrained(RESNET18, path, allow_download)
+    if found is None:
+        raise VfiError(f"no ResNet-18 weights found: {RESNET18.hint('--resnet18-weights')}")
+    return found[0]
 
 
 def init_from_resnet18(extractor: FeatureExtractor, state: dict[str, torch.Tensor]) -> None:

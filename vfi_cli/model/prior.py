@@ -11,18 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vfi_cli.model.dis import dis_flow
 from vfi_cli.model.warp import backward_warp
 
-_DIS_PRESETS = {
-    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
-}
 _LUMA = (0.299, 0.587, 0.114)
 
 
@@ -39,8 +34,6 @@ class FlowPrior:
 def dis_flows(image1: torch.Tensor, image2: torch.Tensor, preset: str = "medium") -> tuple[torch.Tensor, torch.Tensor]:
     """DIS flow 1→2 and 2→1 of ``[B,3,H,W]`` images in [0,1], computed on the CPU in 8-bit grey
     (DIS has no GPU or batched form) and returned as float32 on the images' device."""
-    if preset not in _DIS_PRESETS:
-        raise ValueError(f"unknown DIS preset {preset!r}; expected one of {sorted(_DIS_PRESETS)}")
     weights = torch.tensor(_LUMA, dtype=torch.float32, device=image1.device).view(1, 3, 1, 1)
 
     def grey(image: torch.Tensor) -> np.ndarray:
@@ -48,9 +41,8 @@ def dis_flows(image1: torch.Tensor, image2: torch.Tensor, preset: str = "medium"
         return luma.round().to(torch.uint8).cpu().numpy()
 
     grey1, grey2 = grey(image1), grey(image2)
-    dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[preset])
-    forward = np.stack([dis.calc(a, b, None) for a, b in zip(grey1, grey2)])
-    backward = np.stack([dis.calc(b, a, None) for a, b in zip(grey1, grey2)])
+    forward = np.stack([dis_flow(a, b, preset) for a, b in zip(grey1, grey2)])
+    backward = np.stack([dis_flow(b, a, preset) for a, b in zip(grey1, grey2)])
 
     def tensor(flow: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(flow).permute(0, 3, 1, 2).contiguous().to(image1.device)

@@ -19,14 +19,10 @@ from safetensors.torch import load_file, safe_open, save
 
 from vfi_cli.config import ModelConfig
 from vfi_cli.errors import MissingWeightsError, VfiError
+from vfi_cli.model.card import CARD_FORMAT, card_path, read_card
 from vfi_cli.model.network import Interpolator
 
 DEFAULT_WEIGHTS_NAME = "vfi-zoom.safetensors"
-CARD_FORMAT = "vfi-weights-card/1"
-
-
-def card_path(weights: Path) -> Path:
-    return weights.with_name(weights.name.removesuffix(".safetensors") + ".card.json")
 
 
 def sha256_file(path: Path) -> str:
@@ -85,16 +81,6 @@ def save_weights(
     }
     card_path(path).write_text(json.dumps(card, indent=2) + "\n")
     return card
-
-
-def read_card(path: Path) -> dict[str, Any] | None:
-    card_file = card_path(Path(path))
-    if not card_file.is_file():
-        return None
-    try:
-        return json.loads(card_file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise VfiError(f"unreadable weights card {card_file}: {exc}") from exc
 
 
 def load_weights(path: Path | None, device: torch.device | str = "cpu") -> tuple[Interpolator, dict[str, Any]]:

@@ -186,6 +186,7 @@ class OtherStreams:
                 copy.metadata.update(kept_metadata(stream.metadata))
                 copy.disposition = stream.disposition
                 self._copies[stream.index] = copy
+                log.info("%s copied packet for packet", _describe(stream))
             elif stream.type == "audio":
                 codec = self._audio_encoder()
                 try:

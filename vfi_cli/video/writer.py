@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
+from vfi_cli.config import EncodeSettings
 from vfi_cli.errors import VideoError
 from vfi_cli.video import ffmpeg_message
 from vfi_cli.video.color import bit_depth
@@ -18,14 +18,6 @@ from vfi_cli.video.streams import OtherStreams
 # Encoders whose quality is set by CRF and speed by a named preset.
 _CRF_ENCODERS = {"libx264", "libx265", "libvpx-vp9", "libsvtav1", "libaom-av1"}
 _PRESET_ENCODERS = {"libx264", "libx265", "libsvtav1"}
-
-
-@dataclass(frozen=True)
-class EncodeSettings:
-    codec: str = "libx264"
-    crf: int | None = 18
-    preset: str | None = "medium"
-    pix_fmt: str | None = None  # None: the input's, when the encoder takes it, else yuv420p
 
 
 def temporary_path(destination: Path) -> Path:

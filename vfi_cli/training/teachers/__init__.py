@@ -1,7 +1,8 @@
 """Flow teachers: frozen sources of flows and masks that the flow module is distilled from.
 
 A teacher is not part of the shipped model (a deviation from the paper, recorded on the card): it
-runs once per training triplet, on the whole frame, and its output is cached on disk. Three kinds:
+runs once per training triplet, on the whole frame, and its output is cached on disk
+(:mod:`.cache`, which also flips and reverses it with its item). Three kinds:
 
 - ``dis``: classical DIS optical flow from the true middle frame (:mod:`.dis`), with a confidence;
 - ``rife:PATH``: RIFE HDv3's IFNet (:mod:`.rife`), for t = 0.5 only;
@@ -89,7 +90,7 @@ class RifeTeacher:
     """RIFE HDv3 (IFNet) at t = 0.5."""
 
     def __init__(self, path: Path) -> None:
-        from vfi_cli.train.teachers.rife import load_ifnet
+        from vfi_cli.training.teachers.rife import load_ifnet
 
         self.network = load_ifnet(path)
 
@@ -97,7 +98,7 @@ class RifeTeacher:
         return abs(t - 0.5) < 1e-6
 
     def __call__(self, first: np.ndarray, middle: np.ndarray, last: np.ndarray, t: float) -> np.ndarray:
-        from vfi_cli.train.teachers.rife import ifnet_interpolate
+        from vfi_cli.training.teachers.rife import ifnet_interpolate
 
         if not self.applies(t):
             raise ValueError(f"RIFE HDv3 teaches t = 0.5 only, not {t}")

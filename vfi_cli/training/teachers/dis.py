@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from vfi_cli.model.dis import dis_flow
+
 
 def teacher_flow(first: np.ndarray, middle: np.ndarray, last: np.ndarray) -> np.ndarray:
     """Classical flow supervision for the flow module: [5,H,W] float32 = f1→t, f2→t, confidence.
@@ -14,14 +16,12 @@ def teacher_flow(first: np.ndarray, middle: np.ndarray, last: np.ndarray) -> np.
     confidence is low where warping an input with its flow does not reproduce the middle frame
     (occlusions, flow failures).
     """
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    grey = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in (first, middle, last)]
-    height, width = grey[1].shape
+    height, width = middle.shape[:2]
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     out = np.empty((5, height, width), np.float32)
     errors = []
     for slot, source in ((0, first), (2, last)):
-        flow = dis.calc(grey[1], grey[0 if slot == 0 else 2], None)
+        flow = dis_flow(middle, source)
         out[slot : slot + 2] = flow.transpose(2, 0, 1)
         warped = cv2.remap(source, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         errors.append(np.abs(warped.astype(np.float32) - middle).mean(axis=2))

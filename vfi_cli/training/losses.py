@@ -28,6 +28,7 @@ from torch import nn
 
 from vfi_cli.errors import VfiError
 from vfi_cli.model.features import IMAGENET_MEAN, IMAGENET_STD
+from vfi_cli.pretrained import VGG16, load_pretrained
 
 CHARBONNIER_EPS = 1e-3
 CHARBONNIER_ALPHA = 0.45
@@ -111,7 +112,7 @@ def distillation_loss(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(flow, mask) errors against a network teacher, where the teacher is right (not in the paper).
 
-    ``teacher`` is [B,8,H,W] as :func:`vfi_cli.train.teachers.distillation_target` packs it: two
+    ``teacher`` is [B,8,H,W] as :func:`vfi_cli.training.teachers.distillation_target` packs it: two
     flows, a mask and a weight for each. The flow term is the weighted Charbonnier end-point error
     in pixels and the mask term the weighted absolute error, each normalised by its weight sum, so
     both are 0 where the teacher is silent (weight 0) and neither shrinks with the share it covers.
@@ -146,34 +147,6 @@ def hinge_generator_loss(d_fake: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------- perceptual
 
 
-def vgg16_cache_file() -> Path | None:
-    """torchvision's VGG-16 ImageNet checkpoint in the torch hub cache ($TORCH_HOME), if one is there."""
-    checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
-    found = sorted(checkpoints.glob("vgg16-*.pth")) if checkpoints.is_dir() else []
-    return found[0] if found else None
-
-
-def _vgg16_state(weights: Path | None, allow_download: bool) -> tuple[dict[str, torch.Tensor], str] | None:
-    """(state dict, where it came from), or None when no weights are at hand and none may be fetched."""
-    if weights is not None:
-        path = Path(weights)
-        if not path.is_file():
-            raise VfiError(f"VGG-16 weights not found: {path}")
-    else:
-        path = vgg16_cache_file()
-    if path is not None:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True), str(path)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line answer
-            raise VfiError(f"unreadable VGG-16 weights {path}: {str(exc).splitlines()[0]}") from exc
-    if allow_download:
-        from torchvision.models import VGG16_Weights
-
-        weights_enum = VGG16_Weights.IMAGENET1K_V1
-        return weights_enum.get_state_dict(progress=False), weights_enum.url
-    return None
-
-
 def _laplacian_pyramid(image: torch.Tensor, kernel: torch.Tensor, levels: int) -> list[torch.Tensor]:
     """Band-pass levels (finest first) and the low-pass residual."""
     bands = []
@@ -204,16 +177,14 @@ class PerceptualLoss(nn.Module):
 
     def __init__(self, weights: Path | None, allow_download: bool = False) -> None:
         super().__init__()
-        loaded = _vgg16_state(weights, allow_download)
+        loaded = load_pretrained(VGG16, weights, allow_download)
         self.uses_vgg = loaded is not None
         if loaded is None:
             binomial = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16
             self.register_buffer("kernel", (binomial[:, None] * binomial[None, :]).view(1, 1, 5, 5), persistent=False)
             self.source = f"offline:laplacian-pyramid-l1-{LAPLACIAN_LEVELS}"
-            log.warning(
-                "no VGG-16 weights (pass --vgg-weights or put vgg16-397923af.pth in %s): the perceptual loss is %s, "
-                "a deviation from the paper", Path(torch.hub.get_dir()) / "checkpoints", self.source,
-            )
+            log.warning("no VGG-16 weights (%s): the perceptual loss is %s, a deviation from the paper",
+                        VGG16.hint("--vgg-weights"), self.source)
             return
         state, origin = loaded
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from vfi_cli.errors import VfiError
+from vfi_cli.pretrained import MASKRCNN, load_pretrained
 
-MASKRCNN_FILE = "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth"
-MASKRCNN_URL = f"https://download.pytorch.org/models/{MASKRCNN_FILE}"
+MASKRCNN_FILE = MASKRCNN.filename
 MOTION_THRESHOLD = 12.0  # grey levels (of 255): below this a change is noise or compression
 MOTION_RELATIVE = 0.35  # ... and below this share of the strongest change when everything moves
 MIN_COMPONENT_AREA = 16  # pixels: smaller blobs after cleaning are specks, not objects
@@ -105,41 +105,22 @@ def motion_proposals(
     return np.concatenate([found, random_boxes(count - len(found), width, height, rng, min_size)]).astype(np.float32)
 
 
-def maskrcnn_cache_file() -> Path:
-    """Where torchvision keeps (and looks for) the COCO Mask R-CNN checkpoint."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / MASKRCNN_FILE
-
-
 class MaskRCNNProposer:
     """RPN proposals of torchvision's Mask R-CNN (ResNet-50 FPN, COCO) from local weights.
 
     The network is built without any weights (``weights=None, weights_backbone=None``, so nothing
-    is fetched) and filled from ``weights``, else the torch hub cache, else (only when
-    ``allow_download``) the internet.
+    is fetched) and filled by :mod:`vfi_cli.pretrained`: ``weights``, else the torch hub cache,
+    else (only when ``allow_download``) the internet.
     """
 
     def __init__(self, weights: Path | None, allow_download: bool = False, device: str | torch.device = "cpu") -> None:
         from torchvision.models.detection import maskrcnn_resnet50_fpn
 
-        if weights is not None and not Path(weights).is_file():
-            raise VfiError(f"Mask R-CNN weights not found: {weights}")
-        path = Path(weights) if weights is not None else maskrcnn_cache_file()
-        if path.is_file():
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line answer
-                raise VfiError(f"unreadable Mask R-CNN weights {path}: {str(exc).splitlines()[0]}") from exc
-            self.source = f"maskrcnn_resnet50_fpn:{path}"
-        elif allow_download:
-            from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
-
-            state = MaskRCNN_ResNet50_FPN_Weights.COCO_V1.get_state_dict(progress=False)
-            self.source = f"maskrcnn_resnet50_fpn:{MASKRCNN_URL}"
-        else:
-            raise VfiError(
-                f"--proposals maskrcnn needs Mask R-CNN weights: pass --detector-weights PATH, put {MASKRCNN_FILE} "
-                f"(from {MASKRCNN_URL}) in {path.parent}, or allow the download with --allow-download"
-            )
+        found = load_pretrained(MASKRCNN, weights, allow_download)
+        if found is None:
+            raise VfiError(f"--proposals maskrcnn needs Mask R-CNN weights: {MASKRCNN.hint('--detector-weights')}")
+        state, origin = found
+        self.source = f"maskrcnn_resnet50_fpn:{origin}"
         model = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None)
         try:
             model.load_state_dict(state)

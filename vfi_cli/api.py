@@ -1,0 +1,279 @@
+"""The public functions of vfi: what the ``vfi`` command calls, and what a program or notebook calls.
+
+Options come as the dataclasses of :mod:`vfi_cli.config`, results as those of
+:mod:`vfi_cli.results`; errors a user can act on are :class:`~vfi_cli.errors.VfiError` (its
+message says what to do). Long calls take ``progress``, any object with the methods of
+:class:`vfi_cli.progress.Progress` (None: silent). Nothing heavy is imported until a function runs.
+
+Example::
+
+    import vfi_cli
+
+    model = vfi_cli.load_model()                             # the shipped weights, on CUDA if present
+    middle = vfi_cli.interpolate(model, [first, second])[0]  # uint8 RGB arrays in, one out (t = 0.5)
+    summary = vfi_cli.convert("in.mp4", "out.mp4", vfi_cli.ConvertOptions(fps="60"))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vfi_cli.config import BENCH_ENGINE, BenchOptions, ConvertOptions, EngineOptions, EvalOptions
+from vfi_cli.progress import SILENT, Progress
+from vfi_cli.results import LoadedModel, Summary, TrainResult
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def load_model(weights: Path | str | None = None, engine: EngineOptions = EngineOptions()) -> LoadedModel:
+    """Load interpolation weights and set the model up to run.
+
+    Args:
+        weights: a ``.safetensors`` file written by vfi (its card beside it is checked); None
+            means the shipped model.
+        engine: the device, precision and threads to run on (the other fields matter when the
+            model is used).
+
+    Returns:
+        The network on its device in eval mode, with its card, device and precision.
+
+    Raises:
+        MissingWeightsError: ``weights`` is None and no weights are installed.
+        VfiError: an unreadable or mismatched weights file, an unknown or absent device, fp16 on the CPU.
+    """
+    from vfi_cli.backends.eager import load_model as setup
+
+    return setup(None if weights is None else Path(weights), engine)
+
+
+def interpolate(model: LoadedModel, frames: Sequence[np.ndarray], t: float | Sequence[float] = 0.5,
+                engine: EngineOptions = EngineOptions()) -> list[np.ndarray]:
+    """Frames at time(s) ``t`` between each two consecutive ``frames``.
+
+    Args:
+        model: from :func:`load_model`.
+        frames: two or more RGB arrays ``[H,W,3]`` of one size, uint8 (or uint16 for more than
+            8 bits); each is prepared once and serves both pairs it belongs to.
+        t: a time in (0, 1) (0 is the first frame of a pair, 1 the second), or several.
+        engine: pairs per model call and the memory plan (flow scale, budget, tiles); the model
+            keeps the device and precision it was loaded with.
+
+    Returns:
+        For each pair in order, the frames at each time: ``(len(frames) - 1) * len(t)`` arrays of
+        the inputs' size and dtype.
+
+    Raises:
+        ValueError: fewer than two frames, frames of different sizes, or a time outside (0, 1).
+        VfiError: the frames do not fit the memory budget even in tiles.
+    """
+    from vfi_cli.engine.runner import FrameInterpolator
+
+    times = [float(t)] if isinstance(t, (int, float)) else [float(x) for x in t]
+    if len(frames) < 2:
+        raise ValueError("interpolate needs at least two frames")
+    if any(frame.shape != frames[0].shape for frame in frames):
+        raise ValueError("all frames must have one size")
+    if not times or not all(0 < x < 1 for x in times):
+        raise ValueError(f"times must lie in (0, 1), got {times}")
+    height, width = frames[0].shape[:2]
+    runner = FrameInterpolator.from_options(model, height, width, engine)
+    out: list[np.ndarray] = []
+    after = runner.prepare(frames[0])
+    for frame in frames[1:]:
+        before, after = after, runner.prepare(frame)
+        out += runner.synthesize([(before, after, x) for x in times])
+    return out
+
+
+def convert(
+    source: Path | str,
+    destination: Path | str,
+    options: ConvertOptions = ConvertOptions(),
+    *,
+    engine: EngineOptions = EngineOptions(),
+    weights: Path | str | None = None,
+    input_fps: Fraction | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> Summary:
+    """Convert a video (or a folder of numbered images) to a higher frame rate.
+
+    The output is written beside ``destination`` under a hidden name and renamed when complete;
+    audio, subtitles, chapters and metadata are carried over (see the README).
+
+    Args:
+        source: a video file, or a folder of numbered images with ``input_fps``.
+        destination: a video file, or a folder (existing, or a name without an extension) for PNGs.
+        options: the target rate (``factor`` or ``fps``), the encoder, the scene-cut threshold.
+        engine: device, precision, threads, batch size, flow scale and memory plan.
+        weights: the weights to use (None: the shipped model).
+        input_fps: the rate of a folder of images.
+        overwrite: replace an existing ``destination``.
+        progress: receives the status lines and the output frame count.
+
+    Returns:
+        The frame counts, rates, exact durations and wall time of the conversion.
+
+    Raises:
+        VfiError: a missing or unreadable input, a refused output path, missing weights, a bad
+            device, an encoder failure (nothing is left behind).
+        KeyboardInterrupt: Ctrl-C (nothing is left behind).
+    """
+    from vfi_cli.jobs.convert import convert_file
+
+    return convert_file(
+        Path(source), Path(destination), options, engine=engine, weights=None if weights is None else Path(weights),
+        input_fps=input_fps, overwrite=overwrite, progress=progress or SILENT,
+    )
+
+
+def train(
+    run_dir: Path | str, *, resume: bool = False, export: Path | str | None = None, prepare_only: bool = False,
+    progress: Progress | None = None, **options: Any,
+) -> TrainResult | None:
+    """Train the network (paper §3.3–3.5) in a run directory, or continue a run.
+
+    Args:
+        run_dir: the run's folder: config, metrics, samples, checkpoints, cache.
+        resume: continue the run in ``run_dir`` from its checkpoint; only its length (``steps``,
+            ``epochs``) and logging options may change.
+        export: also write the trained generator there (``.safetensors`` and card).
+        prepare_only: decode the clips and fill a network teacher's cache, then stop.
+        progress: receives the status lines and the steps (with their losses).
+        **options: fields of :class:`~vfi_cli.config.TrainConfig` (e.g. ``data``, ``steps``,
+            ``crop``); ``model`` may also be a :class:`~vfi_cli.config.ModelConfig` or a JSON file
+            of one (or a weights card), ``losses`` a :class:`~vfi_cli.config.LossWeights` or a
+            dict of the weights to change, ``data`` a list of :class:`~vfi_cli.datasets.base.DataSpec`.
+
+    Returns:
+        Where training stopped (step, epoch, last losses, checkpoint, exported card), or None
+        with ``prepare_only``.
+
+    Raises:
+        VfiError: bad options, data or weights; a run already in ``run_dir`` (without ``resume``);
+            a loss that is not finite (the message names the last good checkpoint).
+        Interrupted: Ctrl-C; a checkpoint was written, the message says where.
+    """
+    from vfi_cli.training.run import run_training
+
+    return run_training(Path(run_dir), resume=resume, export=None if export is None else Path(export),
+                        prepare_only=prepare_only, progress=progress or SILENT, **options)
+
+
+def evaluate(
+    source: Path | str, options: EvalOptions = EvalOptions(), *, weights: Path | str | None = None,
+    engine: EngineOptions = EngineOptions(), progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Score the model (and baselines) on triplets: IE, PSNR and SSIM, whole frame and masks.
+
+    Args:
+        source: a video, a UCF101 (DVF) or Vimeo-90K triplet folder, or a CityScapes root.
+        options: which triplets, which baselines, where the report and pictures go.
+        weights: the weights to score (None: the shipped model); unused without ``options.use_model``.
+        engine: device, precision and threads of the model.
+        progress: receives the status lines and the triplet count.
+
+    Returns:
+        The report: per method and region the mean IE, PSNR, SSIM and their count, the
+        definitions, the triplets skipped at cuts and every triplet's values (as ``--json`` writes it).
+
+    Raises:
+        VfiError: an unknown source layout or baseline, nothing to evaluate, missing weights.
+    """
+    from vfi_cli.evaluation.evaluate import evaluate_source
+
+    return evaluate_source(Path(source), options, weights=None if weights is None else Path(weights), engine=engine,
+                           progress=progress or SILENT)
+
+
+def benchmark(
+    options: BenchOptions = BenchOptions(), *, weights: Path | str | None = None, engine: EngineOptions = BENCH_ENGINE,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Time interpolated frames through the engine, and optionally a whole conversion.
+
+    Args:
+        options: frame size, warm-up and timed calls, the ``e2e`` video and where the figures go.
+        weights: the weights to time (None: the shipped model, else a random model of the default
+            architecture: speed does not depend on the weights' values).
+        engine: device, precision, threads, frames per call, flow scale and memory plan.
+        progress: receives the status lines and the end-to-end frame count.
+
+    Returns:
+        Milliseconds per frame (median, min, max), frames per second, peak memory, the device,
+        dtype and memory plan, and the end-to-end figures (``e2e``) when asked for.
+
+    Raises:
+        VfiError: a missing ``e2e`` video or JSON folder, a bad device, out of memory.
+    """
+    from vfi_cli.evaluation.bench import benchmark as run
+
+    return run(options, weights=None if weights is None else Path(weights), engine=engine, progress=progress or SILENT)
+
+
+def export(
+    run: Path | str, destination: Path | str, *, half: bool = False, overwrite: bool = False,
+    metrics: Path | str | dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write a training run's generator as weights for :func:`convert` and :func:`load_model`.
+
+    Args:
+        run: a run directory, or a checkpoint file in it.
+        destination: the ``.safetensors`` file to write (its card goes beside it).
+        half: store fp16 weights (half the size).
+        overwrite: replace an existing ``destination``.
+        metrics: a dict, or a JSON file holding one, added to the card's metrics (e.g. evaluation tables).
+
+    Returns:
+        The card: config, recipe (command, steps, wall time, hardware, parent stages), metrics, sha256.
+
+    Raises:
+        VfiError: a missing or foreign checkpoint, an existing ``destination``, an unreadable ``metrics`` file.
+    """
+    from vfi_cli.training.export import export_weights
+
+    return export_weights(Path(run), Path(destination), half=half, overwrite=overwrite,
+                          metrics=Path(metrics) if isinstance(metrics, str) else metrics)
+
+
+def describe(weights: Path | str | None = None) -> dict[str, Any]:
+    """Versions, devices, and the weights in use: what ``vfi info`` prints.
+
+    Args:
+        weights: a weights file (None: the shipped model, or the default architecture when none is installed).
+
+    Returns:
+        ``versions`` (vfi, torch, av), ``threads``, ``cuda`` (device names), ``weights`` (path or
+        None), ``searched`` (where the default was looked for), ``sha256``, ``card`` (summary
+        lines), ``stride`` and ``parameters`` (per part, and ``total``).
+
+    Raises:
+        VfiError: an unreadable or mismatched weights file.
+    """
+    import av
+    import torch
+
+    from vfi_cli import __version__
+    from vfi_cli.config import ModelConfig
+    from vfi_cli.model.card import card_summary
+    from vfi_cli.model.network import Interpolator
+    from vfi_cli.model.weights import default_weights_path, load_weights, weights_search_path
+
+    path = Path(weights) if weights is not None else default_weights_path()
+    described: dict[str, Any] = {
+        "versions": {"vfi": __version__, "torch": torch.__version__, "av": av.__version__},
+        "threads": torch.get_num_threads(),
+        "cuda": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else [],
+        "weights": path, "searched": weights_search_path(), "sha256": None, "card": [],
+    }
+    if path is None:
+        network = Interpolator.from_config(ModelConfig())
+    else:
+        network, card = load_weights(path)
+        described.update(sha256=card.get("sha256", "not on a card"), card=card_summary(card))
+    parts = {name: sum(p.numel() for p in module.parameters()) for name, module in network.named_children()}
+    return described | {"stride": network.stride, "parameters": parts | {"total": sum(parts.values())}}

@@ -1,0 +1,86 @@
+"""``vfi interpolate`` and ``vfi info``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from vfi_cli import api
+from vfi_cli.cli.options import call, engine_options, fail, verbosity, weights_option
+from vfi_cli.cli.output import Output
+from vfi_cli.config import ConvertOptions, EncodeSettings, EngineOptions, default
+from vfi_cli.results import Summary
+from vfi_cli.units import format_rate, parse_rate
+
+
+@click.command()
+@click.argument("source", metavar="IN", type=click.Path(path_type=Path))
+@click.argument("destination", metavar="OUT", type=click.Path(path_type=Path))
+@click.option("--factor", type=click.IntRange(min=2), help=f"Make N-1 new frames between each pair (default {ConvertOptions().factor}).")
+@click.option("--fps", "fps_text", metavar="RATE", help="Constant target frame rate instead: 60, 59.94 (=60000/1001), 60000/1001 ...")
+@click.option("--input-fps", "input_fps_text", metavar="RATE", help="Rate of IN when it is a folder of numbered images.")
+@weights_option()
+@click.option("--codec", default=default(EncodeSettings, "codec"), show_default=True, help="Video encoder (libx264, libx265, libvpx-vp9, ffv1 ...).")
+@click.option("--crf", type=click.IntRange(0, 63), default=default(EncodeSettings, "crf"), show_default=True,
+              help="Quality for CRF encoders (lower is better).")
+@click.option("--preset", default=default(EncodeSettings, "preset"), show_default=True, help="Encoder speed preset (x264/x265/SVT-AV1).")
+@click.option("--pix-fmt", help="Output pixel format (default: the input's, when the encoder takes it).")
+@click.option("--scene-threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help=f"Cut score above which a pair counts as a hard cut and is not interpolated (default {default(ConvertOptions, 'scene_threshold')}; "
+                   "lower finds more cuts).")
+@click.option("--no-scene-detect", is_flag=True, help="Interpolate across hard cuts too (identical frames are still copied).")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@engine_options(EngineOptions())
+@verbosity("No progress bar or summary.")
+def interpolate(
+    source: Path, destination: Path, factor: int | None, fps_text: str | None, input_fps_text: str | None, weights: Path | None,
+    codec: str, crf: int, preset: str, pix_fmt: str | None, scene_threshold: float | None, no_scene_detect: bool,
+    overwrite: bool, engine: EngineOptions, output: Output,
+) -> None:
+    """Convert IN to a higher frame rate and write OUT (audio is copied)."""
+    if no_scene_detect and scene_threshold is not None:
+        fail("give either --scene-threshold or --no-scene-detect, not both", 2)
+    if factor is not None and fps_text is not None:
+        fail("give either --factor or --fps, not both", 2)
+    try:
+        fps = None if fps_text is None else parse_rate(fps_text)
+        input_fps = None if input_fps_text is None else parse_rate(input_fps_text)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    threshold = None if no_scene_detect else scene_threshold if scene_threshold is not None else default(ConvertOptions, "scene_threshold")
+    options = ConvertOptions(factor=factor, fps=fps, encode=EncodeSettings(codec, crf, preset, pix_fmt), scene_threshold=threshold)
+    summary = call(lambda: api.convert(source, destination, options, engine=engine, weights=weights, input_fps=input_fps,
+                                       overwrite=overwrite, progress=output))
+    output.status(summary_line(summary, scene_detect=not no_scene_detect))
+
+
+def summary_line(summary: Summary, scene_detect: bool) -> str:
+    cuts = f"{summary.cuts} scene cut(s) kept sharp" if scene_detect else "scene detection off"
+    return (
+        f"Wrote {summary.output}: {summary.frames_out} frames at {format_rate(summary.rate_out)} fps "
+        f"({summary.frames_in} in, {summary.synthesized} synthesised), duration {float(summary.duration_out):.3f} s; "
+        f"{cuts}, {summary.static_pairs} static pair(s) copied; "
+        f"{summary.seconds:.1f} s, {summary.frames_out / max(summary.seconds, 1e-9):.2f} frames/s"
+    )
+
+
+@click.command()
+@weights_option("Describe this weights file instead of the default.")
+@verbosity()
+def info(weights: Path | None, output: Output) -> None:
+    """Versions, devices, the model's parameter count and the weights in use."""
+    described = call(lambda: api.describe(weights))
+    versions = described["versions"]
+    click.echo(f"vfi {versions['vfi']}  torch {versions['torch']}  av {versions['av']}")
+    click.echo(f"devices: cpu ({described['threads']} threads)" + "".join(f", cuda:{i} {n}" for i, n in enumerate(described["cuda"])))
+    if described["weights"] is None:
+        click.echo("weights: none installed (looked in " + ", ".join(str(p) for p in described["searched"]) + ")")
+        click.echo("architecture: default ModelConfig")
+    else:
+        click.echo(f"weights: {described['weights']} (sha256 {described['sha256']})")
+        for line in described["card"]:
+            click.echo(line)
+    click.echo(f"stride: {described['stride']}")
+    for name, count in described["parameters"].items():
+        click.echo(f"  {name:<10} {count:>10,d} parameters")

@@ -1,0 +1,114 @@
+"""Options shared by several commands, the exit-status wrapper, and value parsers.
+
+Choices and defaults are read from the dataclasses of :mod:`vfi_cli.config`, never written here.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from vfi_cli.cli.output import Output
+from vfi_cli.config import FLOW_SCALES, PRECISIONS, EngineOptions
+from vfi_cli.errors import VfiError
+from vfi_cli.units import parse_memory, parse_size
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """One line on stderr, then exit: 1 for what went wrong, 2 for options that contradict each other."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def call(action: Callable[[], T]) -> T:
+    """Run a command's one API call: a :class:`VfiError` is one line and exit 1; Ctrl-C exits 130
+    with the interruption's own message (what was kept), else "nothing was written"."""
+    try:
+        return action()
+    except VfiError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt as exc:
+        click.echo(str(exc) or "Interrupted: nothing was written.", err=True)
+        sys.exit(130)
+
+
+def verbosity(quiet_help: str | None = None) -> Callable[[F], F]:
+    """``-v/--verbose`` (info lines; twice: debug) and, with ``quiet_help``, ``-q/--quiet``; the
+    command receives ``output``, the :class:`Output` they configure, in their place."""
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def run(*args: Any, verbose: int = 0, quiet: bool = False, **kwargs: Any) -> Any:
+            return command(*args, output=Output(verbose=verbose, quiet=quiet), **kwargs)
+
+        if quiet_help is not None:
+            run = click.option("-q", "--quiet", is_flag=True, help=quiet_help)(run)
+        return click.option("-v", "--verbose", count=True, help="Also show info lines (-vv: debug lines).")(run)  # type: ignore[return-value]
+
+    return decorate
+
+
+def _memory(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    try:
+        return None if value is None else parse_memory(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def size(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    """``HxW`` (height first, as in 1024x2048) -> (height, width)."""
+    try:
+        return None if value is None else parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def comma_list(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
+    return tuple(item.strip() for item in (value or "").split(",") if item.strip())
+
+
+def weights_option(help: str = "Model weights (.safetensors); default: the shipped model.") -> Callable[[F], F]:
+    return click.option("--weights", type=click.Path(path_type=Path), help=help)
+
+
+def engine_options(defaults: EngineOptions, *, memory: bool = True) -> Callable[[F], F]:
+    """--device, --precision, --threads and (``memory``) --batch-size, --scale, --max-memory,
+    --tile, --tile-overlap; the command receives them as ``engine``, an :class:`EngineOptions`."""
+    options = [
+        click.option("--device", default=defaults.device, show_default=True, help="auto, cpu, cuda or cuda:N."),
+        click.option("--precision", type=click.Choice(PRECISIONS), help="Default: fp16 on CUDA, fp32 on the CPU."),
+        click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the model (default: PyTorch's choice)."),
+    ]
+    if memory:
+        options += [
+            click.option("--batch-size", type=click.IntRange(1, 256), default=defaults.batch_size, show_default=True,
+                         help="Frames synthesised per model call."),
+            click.option("--scale", "flow_scale", type=click.Choice([f"{s:g}" for s in FLOW_SCALES]), default=f"{defaults.flow_scale:g}",
+                         show_default=True, help="Estimate flow on frames shrunk by this (0.5 for 4K, 0.25 for 8K, as RIFE's --scale)."),
+            click.option("--max-memory", callback=_memory, metavar="SIZE",
+                         help="Memory for the model, e.g. 6G or 800M (default: half the free RAM, 80% of free GPU memory)."),
+            click.option("--tile", type=click.IntRange(min=16), metavar="PIXELS", help="Always cut frames into tiles of this side."),
+            click.option("--tile-overlap", type=click.IntRange(min=4), metavar="PIXELS",
+                         help="Band shared by neighbouring tiles; keep it above 4x the largest motion (default 128, 1/15 of the long side above 1080p)."),
+        ]
+    names = ("device", "precision", "threads", "batch_size", "flow_scale", "max_memory", "tile", "tile_overlap")
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            given = {name: kwargs.pop(name) for name in names if name in kwargs}
+            return command(*args, engine=EngineOptions(**given), **kwargs)
+
+        for option in reversed(options):
+            run = option(run)
+        return run  # type: ignore[return-value]
+
+    return decorate

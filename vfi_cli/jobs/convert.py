@@ -1,0 +1,38 @@
+"""One conversion from start to end: check the paths, read the input's header, set the model up,
+plan the memory, run the pipeline. Status lines and the frame count go to a :class:`~vfi_cli.progress.Progress`."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+from vfi_cli.config import ConvertOptions, EngineOptions
+from vfi_cli.progress import SILENT, Progress
+from vfi_cli.results import Summary
+from vfi_cli.units import format_rate
+
+
+def convert_file(
+    source: Path, destination: Path, options: ConvertOptions = ConvertOptions(), *, engine: EngineOptions = EngineOptions(),
+    weights: Path | None = None, input_fps: Fraction | None = None, overwrite: bool = False, progress: Progress = SILENT,
+) -> Summary:
+    """Everything ``vfi interpolate`` does after parsing; see :func:`vfi_cli.convert`."""
+    from vfi_cli.backends.eager import load_model
+    from vfi_cli.engine.pipeline import convert_video, expected_output_frames
+    from vfi_cli.engine.runner import FrameInterpolator
+    from vfi_cli.video.images import probe_images
+    from vfi_cli.video.paths import check_paths
+    from vfi_cli.video.reader import probe
+
+    source, destination = Path(source), Path(destination)
+    check_paths(source, destination, overwrite, input_fps)
+    info = probe(source) if input_fps is None else probe_images(source, input_fps)
+    model = load_model(weights, engine)
+    progress.status(
+        f"{source.name}: {info.width}x{info.height} {format_rate(info.rate)} fps -> {format_rate(options.output_rate(info.rate))} fps | "
+        f"model {model.parameters / 1e6:.2f}M params on {model.device} ({str(model.dtype).removeprefix('torch.')})"
+    )
+    interpolator = FrameInterpolator.from_options(model, info.height, info.width, engine)
+    progress.status(f"flow at scale {engine.flow_scale:g}; {interpolator.plan.describe()}")
+    with progress.task("interpolating", expected_output_frames(info, options), unit="frames") as update:
+        return convert_video(info, destination, interpolator, options, batch_size=engine.batch_size, on_frame=update)

@@ -1,0 +1,64 @@
+"""What the public functions return: plain dataclasses, standard library only (torch types are named, not imported)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass
+class LoadedModel:
+    """A network ready to run: on its device, in eval mode, with the precision it runs in.
+
+    ``weights`` is the file it came from (None for the randomly initialised model that
+    :func:`vfi_cli.benchmark` times when no weights are installed); ``card`` its weights card
+    (config, recipe, metrics, sha256).
+    """
+
+    network: torch.nn.Module
+    card: dict[str, Any]
+    weights: Path | None
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def parameters(self) -> int:
+        return sum(p.numel() for p in self.network.parameters())
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One finished conversion: frame counts, rates, durations (exact), wall time and what was not interpolated."""
+
+    frames_in: int
+    frames_out: int
+    synthesized: int
+    rate_in: Fraction
+    rate_out: Fraction
+    duration_in: Fraction
+    duration_out: Fraction
+    seconds: float
+    output: Path
+    busy_seconds: dict[str, float]  # time each stage (decode, model, encode) spent working, not waiting
+    frames_lost: int = 0  # input frames that could not be decoded (corrupt packets), skipped
+    decode_error: str | None = None  # the first decoding error, when frames were lost
+    cuts: int = 0  # input pairs straddling a hard cut (not interpolated: the nearer frame is repeated)
+    static_pairs: int = 0  # pairs of identical input frames (copied, not synthesised)
+
+
+@dataclass
+class TrainResult:
+    """Where a training run stopped: its step and epoch, the last logged losses and its checkpoint
+    (None in the processes of a multi-process run that do not write it); ``exported`` is the card
+    of the weights written at the end when asked for."""
+
+    step: int
+    epoch: int
+    last_metrics: dict[str, float]
+    checkpoint: Path | None
+    exported: dict[str, Any] | None = None

@@ -1,0 +1,72 @@
+"""Option values written as text, read and shown one way everywhere: frame rates, memory sizes, frame sizes.
+
+Standard library only, so that the command line, the option dataclasses and the engine share it.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+# Decimal spellings of the NTSC rates mean the x/1001 rates users have in mind.
+_NTSC = {"23.976": Fraction(24000, 1001), "29.97": Fraction(30000, 1001), "47.952": Fraction(48000, 1001),
+         "59.94": Fraction(60000, 1001), "119.88": Fraction(120000, 1001)}
+_MEMORY_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def parse_rate(text: str) -> Fraction:
+    """'60', '60000/1001', '59.94' (read as 60000/1001) or '25.5' -> an exact positive rate.
+
+    Raises:
+        ValueError: ``text`` is not a positive rate.
+    """
+    text = text.strip()
+    if text in _NTSC:
+        return _NTSC[text]
+    try:
+        rate = Fraction(text)
+    except (ValueError, ZeroDivisionError) as exc:
+        raise ValueError(f"not a frame rate: {text!r} (use e.g. 60, 59.94 or 60000/1001)") from exc
+    if rate <= 0:
+        raise ValueError(f"frame rate must be positive, got {text!r}")
+    return rate
+
+
+def format_rate(rate: Fraction) -> str:
+    """'50', or '59.940 (60000/1001)' for a rate that is not a whole number."""
+    return str(rate.numerator) if rate.denominator == 1 else f"{float(rate):.3f} ({rate.numerator}/{rate.denominator})"
+
+
+def parse_memory(text: str) -> int:
+    """'6G', '800M', '1.5GiB', '2048MB' or a byte count -> bytes (binary units).
+
+    Raises:
+        ValueError: ``text`` is not a positive memory size.
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text.lower())
+    if not match:
+        raise ValueError(f"{text!r} is not a memory size such as 6G, 800M or 1.5GiB")
+    value = float(match.group(1)) * _MEMORY_UNITS[match.group(2)]
+    if value < 1:
+        raise ValueError(f"memory size {text!r} must be positive")
+    return int(value)
+
+
+def format_memory(size: float) -> str:
+    """Bytes in the largest binary unit they fill: '1.5 GiB', '800.0 MiB', '12 B'."""
+    for unit in ("T", "G", "M", "K"):
+        if size >= _MEMORY_UNITS[unit.lower()]:
+            return f"{size / _MEMORY_UNITS[unit.lower()]:.1f} {unit}iB"
+    return f"{int(size)} B"
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'HxW' (height first, as in 1024x2048) -> (height, width).
+
+    Raises:
+        ValueError: ``text`` is not two positive whole numbers joined by 'x'.
+    """
+    height, sep, width = text.lower().partition("x")
+    if not sep or not height.isdigit() or not width.isdigit() or int(height) < 1 or int(width) < 1:
+        raise ValueError(f"{text!r} is not HEIGHTxWIDTH, e.g. 1024x2048")
+    return int(height), int(width)
