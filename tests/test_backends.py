@@ -111,3 +111,31 @@ def test_export_refuses_the_classical_prior_and_names_missing_runtimes(tmp_path:
     assert available_backends() == ["torch"]
     with pytest.raises(VfiError, match=r"pip install 'vfi\[openvino\]'"):
         create_backend("openvino", trained_like(), torch.device("cpu"), torch.float32)
+
+
+def test_vfi_export_onnx_writes_a_graph_that_matches_eager(tmp_path: Path) -> None:
+    """vfi export --onnx OUT.onnx --weights W: the graph, run in ONNX Runtime at a size it was not
+    traced at, gives eager PyTorch's frame; the shipped-style DIS-prior model is refused in one line."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from click.testing import CliRunner
+
+    from vfi_cli.cli import main
+    from vfi_cli.model.weights import save_weights
+
+    model = trained_like()
+    weights = tmp_path / "student.safetensors"
+    save_weights(model, CONFIG, weights)
+    graph = tmp_path / "student.onnx"
+    result = CliRunner().invoke(main, ["export", "--onnx", str(graph), "--weights", str(weights)])
+    assert result.exit_code == 0, result.output
+    image1, image2, t = pair(48, 80)
+    session = onnxruntime.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    out = session.run(None, {"image1": image1.numpy(), "image2": image2.numpy(), "t": t.numpy()})[0]
+    assert np.abs(out - eager(model, image1, image2, t).numpy()).max() < 1e-4
+    again = CliRunner().invoke(main, ["export", "--onnx", str(graph), "--weights", str(weights)])
+    assert again.exit_code == 1 and "exists" in again.stderr
+    prior = tmp_path / "prior.safetensors"
+    prior_config = ModelConfig(unet_channels=(8, 16), feature_channels=4, synthesis_channels=4, flow_prior="dis")
+    save_weights(Interpolator.from_config(prior_config), prior_config, prior)
+    refused = CliRunner().invoke(main, ["export", "--onnx", str(tmp_path / "prior.onnx"), "--weights", str(prior)])
+    assert refused.exit_code == 1 and "cannot be exported" in refused.stderr and not (tmp_path / "prior.onnx").exists()

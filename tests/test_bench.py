@@ -10,6 +10,8 @@ from click.testing import CliRunner
 
 from vfi_cli.cli import main
 from vfi_cli import BenchOptions, EngineOptions, benchmark
+from vfi_cli.backends import available_backends
+from vfi_cli.backends.eager import native_bf16
 
 
 def test_bench_fields_with_given_weights(tiny_weights: Path, tmp_path: Path) -> None:
@@ -19,7 +21,8 @@ def test_bench_fields_with_given_weights(tiny_weights: Path, tmp_path: Path) -> 
     assert 0 < ms["min"] <= ms["median"] <= ms["max"]
     assert result["fps"] == pytest.approx(1000 / ms["median"])
     assert result["size"] == [48, 80] and result["batch_size"] == 2 and result["threads"] == 1
-    assert result["device"] == "cpu" and result["dtype"] == "float32" and result["device_name"]
+    assert result["device"] == "cpu" and result["dtype"] == ("bfloat16" if native_bf16() else "float32") and result["device_name"]
+    assert result["backend"] == "auto"
     assert result["memory_kind"] == "process peak RSS" and 10 < result["peak_memory_mib"] < 1e6
     assert result["iterations"] == 3 and result["warmup"] == 1
     assert str(tiny_weights) in result["weights"] and result["tiling"]
@@ -55,3 +58,30 @@ def test_bench_command_random_weights_and_e2e(make_clip, tmp_path: Path, monkeyp
 def test_bench_refuses_bad_sizes() -> None:
     result = CliRunner().invoke(main, ["bench", "--size", "1024by2048"])
     assert result.exit_code == 2 and "HEIGHTxWIDTH" in result.output
+
+
+def test_bench_backend_all_times_every_backend_in_one_run_against_eager_fp32(tmp_path: Path) -> None:
+    """--backend all: the reference (eager float32, default layout) first, then each installed backend
+    and precision, each with its time, its ratio to the reference and its distance from the
+    reference's frame; float32 runtimes agree to the level, reduced precisions within 1/255 or 50 dB."""
+    from tests.test_backends import CONFIG, trained_like
+    from vfi_cli.model.weights import save_weights
+
+    weights = tmp_path / "student.safetensors"
+    save_weights(trained_like(), CONFIG, weights)
+    result = CliRunner().invoke(main, ["bench", "--size", "64x96", "--device", "cpu", "--iterations", "1", "--warmup", "0",
+                                       "--weights", str(weights), "--backend", "all", "--json", str(tmp_path / "b.json")])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "b.json").read_text())["backends"]
+    assert rows[0]["backend"] == "torch (default layout)" and rows[0]["ratio_to_reference"] == 1.0
+    timed = {(row["backend"], row["dtype"]) for row in rows[1:]}
+    expected = {("torch", "float32")} | ({("torch", "bfloat16")} if native_bf16() else set())
+    expected |= {(name, "float32") for name in available_backends() if name != "torch"}
+    assert expected <= timed
+    for row in rows:
+        assert row["ms_per_frame"] > 0 and row["ratio_to_reference"] > 0
+        if row["dtype"] == "float32":
+            assert row["max_level_difference"] <= 1
+        else:
+            assert row["max_level_difference"] <= 1 or row["psnr_vs_reference"] >= 50
+    assert "backends, one run" in result.output

@@ -6,6 +6,7 @@ The public API (:mod:`vfi_cli.api`); the ``vfi`` command calls nothing else:
 - :func:`interpolate` — frames at any t between numpy RGB frames (a pair or a sequence);
 - :func:`convert` — a video (or image folder) to a higher frame rate → :class:`Summary`;
 - :func:`train`, :func:`export` — train the network in a run directory, write its weights;
+- :func:`export_onnx` — a model as an ONNX graph (dynamic size) for other runtimes;
 - :func:`evaluate`, :func:`benchmark` — quality (IE, PSNR, SSIM) and speed;
 - :func:`describe` — versions, devices and the weights in use.
 
@@ -17,7 +18,7 @@ Importing the package is cheap: torch and PyAV load when a function first needs 
 
 __version__ = "0.1.0"
 
-from vfi_cli.api import benchmark, convert, describe, evaluate, export, interpolate, load_model, train  # noqa: E402
+from vfi_cli.api import benchmark, convert, describe, evaluate, export, export_onnx, interpolate, load_model, train  # noqa: E402
 from vfi_cli.config import (  # noqa: E402
     BenchOptions,
     ConvertOptions,
@@ -33,7 +34,7 @@ from vfi_cli.progress import Progress  # noqa: E402
 from vfi_cli.results import LoadedModel, Summary, TrainResult  # noqa: E402
 
 __all__ = [
-    "load_model", "interpolate", "convert", "train", "export", "evaluate", "benchmark", "describe",
+    "load_model", "interpolate", "convert", "train", "export", "export_onnx", "evaluate", "benchmark", "describe",
     "EngineOptions", "ConvertOptions", "EncodeSettings", "EvalOptions", "BenchOptions", "TrainConfig", "LossWeights",
     "ModelConfig", "LoadedModel", "Summary", "TrainResult", "Progress",
     "VfiError", "MissingWeightsError", "VideoError", "Interrupted",

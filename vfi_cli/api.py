@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vfi_cli.config import BENCH_ENGINE, BenchOptions, ConvertOptions, EngineOptions, EvalOptions
+from vfi_cli.errors import VfiError
 from vfi_cli.progress import SILENT, Progress
 from vfi_cli.results import LoadedModel, Summary, TrainResult
 
@@ -238,6 +239,40 @@ def export(
 
     return export_weights(Path(run), Path(destination), half=half, overwrite=overwrite,
                           metrics=Path(metrics) if isinstance(metrics, str) else metrics)
+
+
+def export_onnx(
+    destination: Path | str, *, weights: Path | str | None = None, flow_scale: float = 1.0, overwrite: bool = False,
+) -> Path:
+    """Write a model as an ONNX graph with dynamic batch, height and width.
+
+    The graph's inputs are ``image1``, ``image2`` ([N,3,H,W] float32 RGB in [0,1], H and W
+    multiples of the model's stride at ``flow_scale``, ``describe()["stride"]``) and ``t`` ([N]);
+    its output ``frame`` is the interpolated frame (clamp it to [0,1]).
+
+    Args:
+        destination: the ``.onnx`` file to write; it appears complete or not at all.
+        weights: the weights (None: the shipped model).
+        flow_scale: the flow scale (1, 0.5, 0.25) built into the graph.
+        overwrite: replace an existing ``destination``.
+
+    Returns:
+        The path written.
+
+    Raises:
+        VfiError: an existing ``destination``, missing weights, or a model with the classical DIS
+            prior (it runs in OpenCV, outside any graph).
+    """
+    from vfi_cli.model.export import export_onnx as write
+    from vfi_cli.model.weights import load_weights
+
+    destination = Path(destination)
+    if destination.exists() and not overwrite:
+        raise VfiError(f"{destination} exists; pass --overwrite to replace it")
+    if not destination.parent.resolve().is_dir():
+        raise VfiError(f"folder does not exist: {destination.parent}")
+    network, _ = load_weights(None if weights is None else Path(weights), "cpu")
+    return write(network, destination, flow_scale=flow_scale)
 
 
 def describe(weights: Path | str | None = None) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from vfi_cli.errors import VfiError
 from vfi_cli.units import parse_rate
 
 FLOW_PRIORS = ("none", "dis")
-PRECISIONS = ("fp32", "fp16", "bf16")  # None: fp16 autocast on CUDA, fp32 on the CPU
+PRECISIONS = ("fp32", "fp16", "bf16")  # None: fp16 on CUDA; bf16 on CPUs with native bf16, else fp32
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino")  # how the network runs (vfi_cli.backends)
 FLOW_SCALES = (1.0, 0.5, 0.25)
 DEFAULT_CUT_THRESHOLD = 0.3  # scene-cut score above which a pair is not interpolated
 ADVERSARIAL_MODES = ("none", "image", "instance")  # the paper's Ours-baseline / Ours-gan / Ours-roigan
@@ -95,7 +96,9 @@ class EngineOptions:
     """How the network runs: device, precision, threads, pairs per call and the memory plan.
 
     ``device`` is "auto" (CUDA when present), "cpu", "cuda" or "cuda:N"; ``precision`` None means
-    fp16 autocast on CUDA and fp32 on the CPU. ``flow_scale`` (1, 0.5, 0.25) estimates flow on
+    fp16 autocast on CUDA and, on the CPU, bf16 where the CPU computes it natively (AMX or
+    AVX-512 BF16; within 1/255 of float32, see README, Speed) and fp32 elsewhere. ``backend``
+    names the runtime (:mod:`vfi_cli.backends`; "auto" is eager PyTorch). ``flow_scale`` (1, 0.5, 0.25) estimates flow on
     frames shrunk by it. ``max_memory`` (bytes; None: a share of what is free) bounds the model's
     working memory: frames that do not fit go through in fewer pairs per call or in tiles;
     ``tile`` forces tiles of that side and ``tile_overlap`` sets the band they share.
@@ -103,6 +106,7 @@ class EngineOptions:
 
     device: str = "auto"
     precision: str | None = None
+    backend: str = "auto"
     threads: int | None = None
     batch_size: int = 4
     flow_scale: float = 1.0
@@ -114,6 +118,7 @@ class EngineOptions:
         if self.precision is not None:
             _choice("precision", self.precision, PRECISIONS)
         _choice("flow_scale", float(self.flow_scale), FLOW_SCALES)
+        _choice("backend", self.backend, BACKENDS)
         object.__setattr__(self, "flow_scale", float(self.flow_scale))
         if self.batch_size < 1 or (self.threads is not None and self.threads < 1):
             raise ValueError("batch_size and threads must be at least 1")
@@ -200,6 +205,7 @@ class BenchOptions:
     e2e: Path | None = None
     factor: int = 2
     json_path: Path | None = None
+    all_backends: bool = False  # also time every installed backend and precision against eager fp32
 
 
 @dataclass

@@ -30,8 +30,9 @@ import torch
 
 from vfi_cli.errors import VfiError
 
-BACKENDS = ("torch", "onnxruntime", "openvino")
-BACKEND_CHOICES = ("auto", *BACKENDS)
+from vfi_cli.config import BACKENDS as BACKEND_CHOICES
+
+BACKENDS = tuple(name for name in BACKEND_CHOICES if name != "auto")
 _MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
 
 

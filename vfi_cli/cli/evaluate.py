@@ -74,7 +74,7 @@ def summary_table(report: dict[str, Any]) -> Any:
 @click.option("--e2e", type=click.Path(path_type=Path), metavar="VIDEO", help="Also convert VIDEO (output discarded): output frames/s and decode/model/encode shares.")
 @click.option("--factor", type=click.IntRange(min=2), default=default(BenchOptions, "factor"), show_default=True, help="Frame-rate factor of the --e2e run.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the figures here as JSON.")
-@engine_options(BENCH_ENGINE)
+@engine_options(BENCH_ENGINE, all_backends=True)
 @verbosity("Only the table.")
 def bench(weights: Path | None, engine: EngineOptions, output: Output, **options: Any) -> None:
     """Milliseconds per interpolated frame at 1024x2048 (the paper's 0.36 s), memory, and end-to-end speed."""
@@ -99,7 +99,7 @@ def bench_table(result: dict[str, Any]) -> Any:
     rows = [
         ("frame size", f"{height}x{width}"),
         ("device", f"{result['device']}: {result['device_name']}"),
-        ("dtype / batch / threads", f"{result['dtype']} / {result['batch_size']} / {result['threads']}"),
+        ("backend / dtype / batch / threads", f"{result['backend']} / {result['dtype']} / {result['batch_size']} / {result['threads']}"),
         ("tiling", result["tiling"]),
         ("weights", result["weights"]),
         ("ms per frame", f"median {ms['median']:.1f}, min {ms['min']:.1f}, max {ms['max']:.1f} "
@@ -117,4 +117,14 @@ def bench_table(result: dict[str, Any]) -> Any:
         ]
     for key, value in rows:
         table.add_row(key, value)
-    return table
+    if "backends" not in result:
+        return table
+    from rich.console import Group
+
+    backends = Table(title="backends, one run (reference: eager PyTorch, float32, default layout)")
+    for column in ("backend", "dtype", "ms per frame", "× reference", "max diff (levels)", "PSNR vs reference"):
+        backends.add_column(column, justify="left" if column in ("backend", "dtype") else "right")
+    for row in result["backends"]:
+        backends.add_row(row["backend"], row["dtype"], f"{row['ms_per_frame']:.1f}", f"{row['ratio_to_reference']:.2f}",
+                         f"{row['max_level_difference']:.0f}", f"{row['psnr_vs_reference']:.1f} dB")
+    return Group(table, backends)

@@ -14,7 +14,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from vfi_cli.cli.output import Output
-from vfi_cli.config import FLOW_SCALES, PRECISIONS, EngineOptions
+from vfi_cli.config import BACKENDS, FLOW_SCALES, PRECISIONS, EngineOptions
 from vfi_cli.errors import VfiError
 from vfi_cli.units import parse_memory, parse_size
 
@@ -79,12 +79,18 @@ def weights_option(help: str = "Model weights (.safetensors); default: the shipp
     return click.option("--weights", type=click.Path(path_type=Path), help=help)
 
 
-def engine_options(defaults: EngineOptions, *, memory: bool = True) -> Callable[[F], F]:
-    """--device, --precision, --threads and (``memory``) --batch-size, --scale, --max-memory,
-    --tile, --tile-overlap; the command receives them as ``engine``, an :class:`EngineOptions`."""
+def engine_options(defaults: EngineOptions, *, memory: bool = True, all_backends: bool = False) -> Callable[[F], F]:
+    """--device, --precision, --backend, --threads and (``memory``) --batch-size, --scale,
+    --max-memory, --tile, --tile-overlap; the command receives them as ``engine``, an
+    :class:`EngineOptions`. With ``all_backends``, ``--backend all`` is offered too and reaches the
+    command as ``all_backends=True`` beside the default engine."""
+    backends = BACKENDS + (("all",) if all_backends else ())
     options = [
         click.option("--device", default=defaults.device, show_default=True, help="auto, cpu, cuda or cuda:N."),
-        click.option("--precision", type=click.Choice(PRECISIONS), help="Default: fp16 on CUDA, fp32 on the CPU."),
+        click.option("--precision", type=click.Choice(PRECISIONS), help="Default: fp16 on CUDA; on the CPU bf16 where it is native (AMX, AVX-512 BF16), else fp32."),
+        click.option("--backend", type=click.Choice(backends), default=defaults.backend, show_default=True,
+                     help="How the network runs: PyTorch, or the optional ONNX Runtime / OpenVINO extras (CPU)"
+                     + ("; all: time each installed one." if all_backends else ".")),
         click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the model (default: PyTorch's choice)."),
     ]
     if memory:
@@ -99,12 +105,15 @@ def engine_options(defaults: EngineOptions, *, memory: bool = True) -> Callable[
             click.option("--tile-overlap", type=click.IntRange(min=4), metavar="PIXELS",
                          help="Band shared by neighbouring tiles; keep it above 4x the largest motion (default 128, 1/15 of the long side above 1080p)."),
         ]
-    names = ("device", "precision", "threads", "batch_size", "flow_scale", "max_memory", "tile", "tile_overlap")
+    names = ("device", "precision", "backend", "threads", "batch_size", "flow_scale", "max_memory", "tile", "tile_overlap")
 
     def decorate(command: F) -> F:
         @functools.wraps(command)
         def run(*args: Any, **kwargs: Any) -> Any:
             given = {name: kwargs.pop(name) for name in names if name in kwargs}
+            if all_backends:
+                kwargs["all_backends"] = given.get("backend") == "all"
+                given["backend"] = "auto" if kwargs["all_backends"] else given["backend"]
             return command(*args, engine=EngineOptions(**given), **kwargs)
 
         for option in reversed(options):

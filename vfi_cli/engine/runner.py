@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -56,8 +55,12 @@ class FrameInterpolator:
         max_memory: int | None = None,
         tile: int | None = None,
         tile_overlap: int | None = None,
+        backend: str = "auto",
     ) -> None:
+        from vfi_cli.backends import create_backend
+
         self.model = model.to(device).eval()
+        self.backend = create_backend(backend, self.model, device, dtype, flow_scale)
         self.device = device
         self.dtype = dtype
         self.flow_scale = flow_scale
@@ -75,12 +78,8 @@ class FrameInterpolator:
         return cls(
             model.network, model.device, model.dtype, height, width, flow_scale=engine.flow_scale,
             batch_size=engine.batch_size, max_memory=engine.max_memory, tile=engine.tile, tile_overlap=engine.tile_overlap,
+            backend=engine.backend,
         )
-
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.dtype == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
     @torch.inference_mode()
     def prepare(self, rgb: np.ndarray) -> _Prepared:
@@ -90,9 +89,7 @@ class FrameInterpolator:
         image = self.padder.pad(tensor.permute(2, 0, 1).unsqueeze(0).float().div_(peak))
         if self.plan.tiles is not None:
             return _Prepared(image=image, features=None, peak=peak)
-        with self._autocast():
-            features = self.model.features(image)
-        return _Prepared(image=image, features=features, peak=peak)
+        return _Prepared(image=image, features=self.backend.features(image), peak=peak)
 
     @torch.inference_mode()
     def synthesize(self, pairs: Sequence[tuple[_Prepared, _Prepared, float]]) -> list[np.ndarray]:
@@ -120,8 +117,7 @@ class FrameInterpolator:
     def _refine(self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor,
                 features1: torch.Tensor | None = None, features2: torch.Tensor | None = None) -> torch.Tensor:
         """Only Ĩt in float32: the flows, mask and Ît die here, before the next tile's forward pass."""
-        with self._autocast():
-            return self.model(image1, image2, t, features1, features2, flow_scale=self.flow_scale).refined.float()
+        return self.backend.refine(image1, image2, t, features1, features2)
 
     def _tiled(self, pairs: Sequence[tuple[_Prepared, _Prepared, float]]) -> torch.Tensor:
         """Each tile through the whole network, blended into the frame with its feather weight."""
@@ -136,9 +132,11 @@ class FrameInterpolator:
         return frame
 
 
-def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """torch.cat, without its copy for the common single tensor."""
-    return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
+def _stack(tensors: list[torch.Tensor | None]) -> torch.Tensor | None:
+    """torch.cat, without its copy for the common single tensor; None for a backend that keeps no features."""
+    if any(x is None for x in tensors):
+        return None
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors)  # type: ignore[arg-type]
 
 
 @dataclass

@@ -60,6 +60,7 @@ def benchmark(
         "device": str(model.device),
         "device_name": device_name(model.device),
         "dtype": str(model.dtype).removeprefix("torch."),
+        "backend": engine.backend,
         "batch_size": engine.batch_size,
         "threads": torch.get_num_threads(),
         "weights": weights_text,
@@ -69,6 +70,8 @@ def benchmark(
     }
     result.update(time_model(model, size, engine, warmup=warmup, iterations=iterations))
     progress.status(f"model: median {result['ms_per_frame']['median']:.1f} ms per frame")
+    if options.all_backends:
+        result["backends"] = compare_backends(model, size, engine, warmup=warmup, iterations=iterations, progress=progress)
     if options.e2e is not None:
         with progress.task(f"end to end, x{options.factor}", None, unit="frames") as update:
             result["e2e"] = time_pipeline(model, options.e2e, engine, factor=options.factor, on_frame=update)
@@ -95,24 +98,9 @@ def time_model(
     device, batch_size = model.device, engine.batch_size
     height, width = size
     interpolator = FrameInterpolator.from_options(model, height, width, engine)
-    rng = np.random.default_rng(0)
-    first = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-    second = np.roll(first, (3, 5), axis=(0, 1))
-
-    def call() -> float:
-        _synchronize(device)
-        started = time.perf_counter()
-        pairs = [(interpolator.prepare(first), interpolator.prepare(second), 0.5) for _ in range(batch_size)]
-        interpolator.synthesize(pairs)
-        _synchronize(device)
-        return time.perf_counter() - started
-
+    first, second = bench_pair(height, width)
     try:
-        for _ in range(warmup):
-            call()
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        seconds = [call() / batch_size for _ in range(iterations)]
+        seconds = _timed_calls(interpolator, device, first, second, batch_size, warmup, iterations)
     except torch.OutOfMemoryError as exc:
         raise VfiError(f"out of memory at {height}x{width} with batch size {batch_size} on {device}: try a smaller --size or --batch-size") from exc
     median = statistics.median(seconds)
@@ -129,6 +117,86 @@ def time_model(
         "memory_kind": memory_kind,
         "tiling": tiling_of(interpolator),
     }
+
+
+def bench_pair(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """A band-limited colour texture and the same moved by (3, 5) pixels: like a photograph, so
+    that outputs of two backends differ only where their arithmetic does (on white noise any
+    sub-pixel flow difference would show as a large error)."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    small = rng.random((max(height // 8, 2), max(width // 8, 2), 3)).astype(np.float32)
+    texture = cv2.resize(cv2.GaussianBlur(small, (0, 0), 1.0), (width + 8, height + 8), interpolation=cv2.INTER_CUBIC)
+    texture = (np.clip(texture, 0, 1) * 255).round().astype(np.uint8)
+    return np.ascontiguousarray(texture[:height, :width]), np.ascontiguousarray(texture[3 : height + 3, 5 : width + 5])
+
+
+def compare_backends(
+    model: LoadedModel, size: tuple[int, int], engine: EngineOptions, *, warmup: int, iterations: int, progress: Progress = SILENT,
+) -> list[dict[str, Any]]:
+    """Each installed backend and precision timed in one run, beside eager PyTorch in float32 and
+    its default memory layout (the reference): median ms per frame, the ratio to the reference,
+    and how far its frame is from the reference's (largest difference in 8-bit levels, PSNR)."""
+    import dataclasses
+
+    import torch
+
+    from vfi_cli.backends import available_backends
+    from vfi_cli.backends.eager import native_bf16
+    from vfi_cli.backends.pytorch import TorchBackend
+    from vfi_cli.engine.runner import FrameInterpolator
+
+    device = model.device
+    low = [torch.float16, torch.bfloat16] if device.type == "cuda" else ([torch.bfloat16] if native_bf16() else [])
+    candidates: list[tuple[str, torch.dtype]] = [("torch", torch.float32)] + [("torch", dtype) for dtype in low]
+    if device.type == "cpu" and getattr(model.network, "flow_prior", "none") == "none":  # a classical prior does not export
+        for name in ("onnxruntime", "openvino"):
+            if name in available_backends():
+                candidates += [(name, dtype) for dtype in ([torch.float32] + (low if name == "openvino" else []))]
+    first, second = bench_pair(*size)
+    rows: list[dict[str, Any]] = []
+    reference_ms, reference_frame = 0.0, None
+    for number, (name, dtype) in enumerate([("torch (default layout)", torch.float32)] + candidates):
+        chosen = dataclasses.replace(engine, backend=name.split(" ")[0])
+        loaded = dataclasses.replace(model, dtype=dtype)
+        interpolator = FrameInterpolator.from_options(loaded, *size, chosen)
+        if number == 0:  # the reference: eager float32 in PyTorch's default layout, as vfi ran before backends
+            interpolator.backend = TorchBackend(model.network, device, torch.float32, engine.flow_scale, channels_last=False)
+        timing = statistics.median(_timed_calls(interpolator, device, first, second, engine.batch_size, warmup, iterations))
+        frame = interpolator.synthesize([(interpolator.prepare(first), interpolator.prepare(second), 0.5)])[0].astype(np.float64)
+        if reference_frame is None:
+            reference_ms, reference_frame = timing, frame
+        error = float(np.mean((frame - reference_frame) ** 2))
+        rows.append({
+            "backend": name, "dtype": str(dtype).removeprefix("torch."), "ms_per_frame": 1000 * timing,
+            "ratio_to_reference": timing / reference_ms, "max_level_difference": float(np.abs(frame - reference_frame).max()),
+            "psnr_vs_reference": float("inf") if error == 0 else float(10 * np.log10(255**2 / error)),
+        })
+        progress.status(f"{name} {rows[-1]['dtype']}: median {rows[-1]['ms_per_frame']:.1f} ms per frame")
+    return rows
+
+
+def _timed_calls(
+    interpolator: Any, device: Any, first: np.ndarray, second: np.ndarray, batch_size: int, warmup: int, iterations: int
+) -> list[float]:
+    """Seconds per frame of each timed call (after ``warmup`` untimed ones): ``batch_size`` frames
+    per call, each from two new prepared frames, as the pipeline makes them; CUDA synchronised."""
+
+    def call() -> float:
+        _synchronize(device)
+        started = time.perf_counter()
+        interpolator.synthesize([(interpolator.prepare(first), interpolator.prepare(second), 0.5) for _ in range(batch_size)])
+        _synchronize(device)
+        return (time.perf_counter() - started) / batch_size
+
+    for _ in range(warmup):
+        call()
+    if getattr(device, "type", None) == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(device)
+    return [call() for _ in range(iterations)]
 
 
 def tiling_of(interpolator: Any) -> str:

@@ -135,9 +135,9 @@ def evaluate_source(
         from vfi_cli.backends.eager import load_model
 
         model = load_model(weights, engine)
-        methods["ours"] = model_method(model.network, model.device, model.dtype)
+        methods["ours"] = model_method(model.network, model.device, model.dtype, engine.backend)
         model_info = {"weights": str(model.weights), "sha256": model.card.get("sha256"),
-                      "device": str(model.device), "dtype": str(model.dtype).removeprefix("torch.")}
+                      "device": str(model.device), "dtype": str(model.dtype).removeprefix("torch."), "backend": engine.backend}
         progress.status(f"model: {model_info['weights']} on {model_info['device']} ({model_info['dtype']})")
     methods.update({name: BASELINES[name] for name in options.compare})
     progress.status(f"{source.path}: {source.kind}, {source.planned} triplet(s)"

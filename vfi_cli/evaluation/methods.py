@@ -30,8 +30,8 @@ def repeat(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 BASELINES: dict[str, Method] = {"blend": blend, "repeat": repeat}
 
 
-def model_method(network: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> Method:
-    """The network through the same engine as ``vfi interpolate`` (padding, precision), at t = 0.5."""
+def model_method(network: torch.nn.Module, device: torch.device, dtype: torch.dtype, backend: str = "auto") -> Method:
+    """The network through the same engine as ``vfi interpolate`` (padding, precision, backend), at t = 0.5."""
     from vfi_cli.engine.runner import FrameInterpolator
 
     interpolators: dict[tuple[int, int], FrameInterpolator] = {}
@@ -39,7 +39,7 @@ def model_method(network: torch.nn.Module, device: torch.device, dtype: torch.dt
     def interpolate(first: np.ndarray, second: np.ndarray) -> np.ndarray:
         size = first.shape[:2]
         if size not in interpolators:
-            interpolators[size] = FrameInterpolator(network, device, dtype, *size)
+            interpolators[size] = FrameInterpolator(network, device, dtype, *size, backend=backend)
         engine = interpolators[size]
         return engine.synthesize([(engine.prepare(first), engine.prepare(second), 0.5)])[0]
 
