@@ -205,6 +205,7 @@ def run_interpolate(
         factor=factor, fps=fps, batch_size=batch_size,
         encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
         scene_threshold=(DEFAULT_CUT_THRESHOLD if scene_threshold is None else scene_threshold) if scene_detect else None,
+        overwrite=overwrite,
     )
     torch_device = resolve_device(device)
     dtype = resolve_precision(precision, torch_device)

@@ -36,6 +36,7 @@ class ConvertOptions:
     batch_size: int = 4
     encode: EncodeSettings = EncodeSettings()
     scene_threshold: float | None = DEFAULT_CUT_THRESHOLD  # None: no cut detection (identical frames are still copied)
+    overwrite: bool = False  # the output may replace what is at the destination when the run starts
 
     def output_rate(self, rate_in: Fraction) -> Fraction:
         if (self.factor is None) == (self.fps is None):
@@ -163,9 +164,10 @@ def convert_video(
             frames.close()
 
     if is_folder_output(destination):
-        output: VideoWriter | PngFolderWriter = PngFolderWriter(destination, info)
+        output: VideoWriter | PngFolderWriter = PngFolderWriter(destination, info, overwrite=options.overwrite)
     else:
-        output = VideoWriter(destination, info, rate_out, options.encode, schedule.output_time_base(info.time_base))
+        output = VideoWriter(destination, info, rate_out, options.encode, schedule.output_time_base(info.time_base),
+                             overwrite=options.overwrite)
     with output as writer:
 
         def encode() -> None:
