@@ -24,17 +24,49 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _run(action: Callable[[], Any], interrupted: str = "Interrupted: nothing was written.") -> Any:
-    """Run a command body: one-line errors for what the user can fix, exit 130 on Ctrl-C."""
+    """Run a command body: one-line errors for what the user can fix; Ctrl-C, SIGTERM, SIGHUP and
+    SIGQUIT clean up the same way and exit with 128 + the signal's number (130 for Ctrl-C)."""
     try:
         return action()
     except VfiError as exc:
         _fail(str(exc))
-    except KeyboardInterrupt:
-        click.echo(interrupted, err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc, interrupted)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _interrupted(exc: BaseException, message: str) -> None:
+    from vfi_cli.signals import exit_status
+
+    try:
+        click.echo(message, err=True)
+    except OSError:  # SIGHUP: the terminal is gone
+        pass
+    sys.exit(exit_status(exc))
+
+
+class _Commands(click.Group):
+    """The ``vfi`` group: termination signals act as Ctrl-C from the start, and an interruption
+    outside a command's body (while torch loads) still exits cleanly with 128 + the signal."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        from vfi_cli.signals import install
+
+        install()
+        return super().main(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from vfi_cli.signals import deferred
+
+        try:
+            if not {"-h", "--help"} & set(ctx.args):  # a command will run: load torch where a signal cannot abort it
+                with deferred():
+                    import torch  # noqa: F401
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            _interrupted(exc, "Interrupted: nothing was written.")
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vfi")
 def main() -> None:
     """vfi: raise a video's frame rate with the Zoom-In-to-Check interpolation network."""
