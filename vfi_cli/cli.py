@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -16,6 +15,7 @@ import click
 from vfi_cli import __version__
 from vfi_cli.engine.schedule import parse_rate
 from vfi_cli.errors import VfiError
+from vfi_cli.video.encoders import preset_help
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -121,8 +121,9 @@ def _parse_memory(ctx: click.Context, param: click.Parameter, value: str | None)
 @main.command()
 @click.argument("source", metavar="IN", type=click.Path(path_type=Path))
 @click.argument("destination", metavar="OUT", type=click.Path(path_type=Path))
-@click.option("--factor", type=click.IntRange(min=2), help="Make N-1 new frames between each pair (default 2).")
-@click.option("--fps", "fps_text", metavar="RATE", help="Constant target frame rate instead: 60, 59.94 (=60000/1001), 60000/1001 ...")
+@click.option("--factor", type=click.IntRange(2, 64), help="Make N-1 new frames between each pair (default 2; at most 64).")
+@click.option("--fps", "fps_text", metavar="RATE",
+              help="Constant target frame rate instead: 60, 59.94 (=60000/1001), 60000/1001 ...; from 1 fps (or the input's rate, if lower) to 64x the input's.")
 @click.option("--input-fps", "input_fps_text", metavar="RATE", help="Rate of IN when it is a folder of numbered images.")
 @click.option("--weights", type=click.Path(path_type=Path), help="Model weights (.safetensors); default: the shipped model.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
@@ -131,7 +132,7 @@ def _parse_memory(ctx: click.Context, param: click.Parameter, value: str | None)
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the model (default: PyTorch's choice).")
 @click.option("--codec", default="libx264", show_default=True, help="Video encoder (libx264, libx265, libvpx-vp9, ffv1 ...).")
 @click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True, help="Quality for CRF encoders (lower is better).")
-@click.option("--preset", default="medium", show_default=True, help="Encoder speed preset (x264/x265/SVT-AV1).")
+@click.option("--preset", default="medium", show_default=True, help=preset_help())
 @click.option("--pix-fmt", help="Output pixel format (default: the input's, when the encoder takes it).")
 @click.option("--scene-threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Cut score above which a pair counts as a hard cut and is not interpolated (default 0.3; lower finds more cuts).")
@@ -239,6 +240,7 @@ def run_interpolate(
         scene_threshold=(DEFAULT_CUT_THRESHOLD if scene_threshold is None else scene_threshold) if scene_detect else None,
         overwrite=overwrite,
     )
+    options.output_rate(info.rate)  # a rate out of bounds is refused before the model loads
     torch_device = resolve_device(device)
     dtype = resolve_precision(precision, torch_device)
     model, card = load_weights(weights, torch_device)
@@ -382,7 +384,8 @@ def _stage_cost(recipe: dict[str, Any]) -> str:
 
 # ----------------------------------------------------------------------------- train / export
 
-_RESUME_OVERRIDABLE = {"steps", "epochs", "workers", "device", "log_every", "val_every", "checkpoint_every", "sample_every", "val_triplets"}
+_RESUME_OVERRIDABLE = {"steps", "epochs", "workers", "device", "log_every", "val_every", "checkpoint_every", "sample_every", "val_triplets",
+                       "cache_dir"}
 
 
 def _parse_data(values: tuple[str, ...], roots: tuple[Path, ...]) -> list[dict[str, Any]]:
@@ -464,24 +467,24 @@ def train(run_dir: Path, resume: bool, data: tuple[str, ...], data_roots: tuple[
 
 def resolve_train_config(run_dir: Path, resume: bool, given: dict[str, Any]) -> Any:
     """The run's configuration: the options given over the defaults, or over the saved config on --resume."""
-    import json
-
     from vfi_cli.train.trainer import TrainConfig, command_line
+
+    from vfi_cli.train.rundir import read_run_config
 
     given = {k: v for k, v in given.items() if v is not None}
     if resume:
-        saved_path = run_dir / "config.json"
-        if not saved_path.exists():
-            raise VfiError(f"nothing to resume: {saved_path} is missing")
-        saved = json.loads(saved_path.read_text())
+        saved = read_run_config(run_dir, cache_dir=given.get("cache_dir"))  # --run-dir decides where the run writes
         changed = sorted(k for k, v in given.items() if k not in _RESUME_OVERRIDABLE and saved.get(k) != v)
         if changed:
             raise VfiError(f"--resume keeps the run's settings; cannot change {', '.join(changed)}")
         if "steps" in given or "epochs" in given:
             saved["steps"], saved["epochs"] = given.get("steps"), given.get("epochs")
         saved.update({k: v for k, v in given.items() if k in _RESUME_OVERRIDABLE and k not in ("steps", "epochs")})
-        saved["command"] = (saved.get("command", "") + " ; " + command_line()).strip(" ;")
-        return TrainConfig.from_dict(saved)
+        saved["command"] = (str(saved.get("command", "")) + " ; " + command_line()).strip(" ;")
+        try:
+            return TrainConfig.from_dict(saved)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise VfiError(f"{run_dir / 'config.json'} is not a valid run configuration: {exc}") from None
     return TrainConfig(run_dir=str(run_dir), command=command_line(), **given)
 
 
@@ -489,22 +492,27 @@ def run_train(run_dir: Path, *, resume: bool = False, data: tuple[str, ...] = ()
               lambdas: tuple[str, ...] = (), model_config: Path | None = None, export_path: Path | None = None,
               quiet: bool = False, prepare_only: bool = False, **options: Any) -> Any:
     """Everything ``vfi train`` does after parsing; returns the trainer's result."""
-    import json
-
     from rich.console import Console
 
     from vfi_cli.config import ModelConfig
     from vfi_cli.train.trainer import LossWeights, Trainer, export_checkpoint
 
+    from vfi_cli.files import check_output_file, check_output_folder, read_json_object
+    from vfi_cli.train.rundir import absolute_cache_dir
+
     given = {k: str(v) if isinstance(v, Path) else v for k, v in options.items()}
+    given["cache_dir"] = absolute_cache_dir(given.get("cache_dir"))
+    check_output_folder(run_dir, "--run-dir")  # before any work: the run must be able to write there
+    if export_path is not None:
+        check_output_file(export_path, "--export")
     if data:
         given["data"] = _parse_data(data, data_roots)
     elif data_roots:
         raise VfiError("--data-root needs a --data kind")
     if model_config is not None:
         try:
-            described = json.loads(model_config.read_text())
-            if isinstance(described, dict) and isinstance(described.get("config"), dict):  # a weights card
+            described = read_json_object(model_config, f"--model-config {model_config}")
+            if isinstance(described.get("config"), dict):  # a weights card
                 described = described["config"]
             given["model"] = ModelConfig.from_dict(described).to_dict()
         except (ValueError, TypeError) as exc:
@@ -597,21 +605,19 @@ def run_export(
 ) -> dict[str, Any]:
     from vfi_cli.train.trainer import export_checkpoint
 
+    from vfi_cli.files import check_output_file, read_json_object
+
     if checkpoint.is_dir():
         checkpoint = checkpoint / "checkpoints" / "last.pt"
     if destination.exists() and not overwrite:
         raise VfiError(f"output exists: {destination} (pass --overwrite to replace it)")
     if not destination.parent.resolve().is_dir():
         raise VfiError(f"output directory does not exist: {destination.parent}")
+    check_output_file(destination, "OUT", overwrite=overwrite)
     metrics = None
     if metrics_file is not None:
-        try:
-            metrics = json.loads(metrics_file.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise VfiError(f"cannot read --metrics {metrics_file}: {exc}") from None
-        if not isinstance(metrics, dict):
-            raise VfiError(f"--metrics {metrics_file} must hold a JSON object")
-    card = export_checkpoint(checkpoint, destination, half=half, metrics=metrics)
+        metrics = read_json_object(metrics_file, f"--metrics {metrics_file}")
+    card = export_checkpoint(checkpoint, destination, half=half, metrics=metrics, overwrite=overwrite)
     click.echo(f"wrote {destination} and its card (sha256 {card['sha256']})")
     return card
 

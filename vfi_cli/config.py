@@ -7,6 +7,23 @@ from dataclasses import dataclass
 from typing import Any
 
 FLOW_PRIORS = ("none", "dis")
+# Bounds on what a config may describe (the default network: 6 levels, 256 channels at most, 4.8M parameters).
+MAX_LEVELS = 8
+MAX_CHANNELS = 2048
+MAX_KERNEL = 15
+MAX_PARAMETERS = 200_000_000
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number, got {_shown(value)}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be from {low} to {high}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -31,21 +48,46 @@ class ModelConfig:
     flow_downsample: int = 1
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "unet_channels", tuple(int(c) for c in self.unet_channels))
-        if len(self.unet_channels) < 2:
-            raise ValueError("unet_channels needs at least two levels")
-        if any(c <= 0 for c in self.unet_channels):
-            raise ValueError("unet_channels must be positive")
+        """Types and sizes are checked before anything is built: a config read from a file (weights
+        metadata, a card, a run's config) cannot make the network allocate absurd memory."""
+        if isinstance(self.unet_channels, (str, bytes)) or not isinstance(self.unet_channels, (list, tuple)):
+            raise ValueError(f"unet_channels must be a list of whole numbers, got {_shown(self.unet_channels)}")
+        if not 2 <= len(self.unet_channels) <= MAX_LEVELS:
+            raise ValueError(f"unet_channels needs 2 to {MAX_LEVELS} levels, got {len(self.unet_channels)}")
+        for width in self.unet_channels:
+            _check_int("each unet_channels entry", width, 1, MAX_CHANNELS)
+        object.__setattr__(self, "unet_channels", tuple(self.unet_channels))
         for name in ("feature_channels", "synthesis_channels"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
-        if isinstance(self.flow_downsample, bool) or not isinstance(self.flow_downsample, int) or not 1 <= self.flow_downsample <= 8:
-            raise ValueError(f"flow_downsample must be a whole number from 1 to 8, got {self.flow_downsample!r}")
-        if self.flow_prior not in FLOW_PRIORS:
-            raise ValueError(f"flow_prior must be one of {FLOW_PRIORS}, got {self.flow_prior!r}")
+            _check_int(name, getattr(self, name), 1, MAX_CHANNELS)
         for name in ("feature_kernel", "synthesis_kernel"):
+            _check_int(name, getattr(self, name), 1, MAX_KERNEL)
             if getattr(self, name) % 2 != 1:
                 raise ValueError(f"{name} must be odd so that padding keeps the size")
+        if isinstance(self.flow_downsample, bool) or not isinstance(self.flow_downsample, int) or not 1 <= self.flow_downsample <= 8:
+            raise ValueError(f"flow_downsample must be a whole number from 1 to 8, got {_shown(self.flow_downsample)}")
+        if not isinstance(self.flow_prior, str) or self.flow_prior not in FLOW_PRIORS:
+            raise ValueError(f"flow_prior must be one of {FLOW_PRIORS}, got {_shown(self.flow_prior)}")
+        if self.parameter_count() > MAX_PARAMETERS:
+            raise ValueError(f"the network would have {self.parameter_count():,d} parameters, more than the {MAX_PARAMETERS:,d} "
+                             "vfi builds")
+
+    def parameter_count(self) -> int:
+        """The network's parameter count, from the config alone (nothing is built)."""
+
+        def conv(inputs: int, outputs: int, kernel: int) -> int:
+            return inputs * outputs * kernel * kernel + outputs
+
+        widths = self.unet_channels
+        total, inputs = 0, 7 + (11 if self.flow_prior != "none" else 0)  # see FlowUNet
+        for width in widths:
+            total += conv(inputs, width, 3) + conv(width, width, 3)
+            inputs = width
+        for level in range(len(widths) - 1):
+            total += conv(widths[level + 1] + widths[level], widths[level], 3) + conv(widths[level], widths[level], 3)
+        total += conv(widths[0], 5, 3)
+        total += conv(3, self.feature_channels, self.feature_kernel)
+        k, s = self.synthesis_kernel, self.synthesis_channels
+        return total + conv(3 + self.feature_channels, s, k) + conv(s, s, k) + conv(s, 3, k)
 
     @property
     def stride(self) -> int:
@@ -59,6 +101,9 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """A config from its JSON form; ValueError names what is wrong (type, unknown key, size)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a model config must be a JSON object, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:

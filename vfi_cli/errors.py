@@ -11,3 +11,8 @@ class MissingWeightsError(VfiError):
 
 class VideoError(VfiError):
     """The input cannot be read as a video, or the output cannot be written."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type when it has none (EOFError of an empty file)."""
+    return (str(exc).splitlines() or [""])[0] or type(exc).__name__

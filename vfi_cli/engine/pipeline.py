@@ -20,7 +20,8 @@ import numpy as np
 
 from vfi_cli.engine.runner import FrameInterpolator, PairCounts, interpolate_stream
 from vfi_cli.engine.scenes import DEFAULT_CUT_THRESHOLD, SceneDetector
-from vfi_cli.engine.schedule import DEFAULT_TOLERANCE, OutputFrame, Schedule, round_half_up
+from vfi_cli.engine.schedule import DEFAULT_TOLERANCE, OutputFrame, Schedule, check_output_rate, round_half_up
+from vfi_cli.errors import VfiError
 from vfi_cli.video.color import convert_format, from_rgb
 from vfi_cli.video.images import PngFolderWriter, is_folder_output, read_images
 from vfi_cli.video.reader import DecodedFrame, FrameReader, VideoInfo
@@ -39,9 +40,15 @@ class ConvertOptions:
     overwrite: bool = False  # the output may replace what is at the destination when the run starts
 
     def output_rate(self, rate_in: Fraction) -> Fraction:
+        """The target rate; a :class:`VfiError` when it is outside :func:`rate_bounds` of the input's."""
         if (self.factor is None) == (self.fps is None):
             raise ValueError("give exactly one of factor and fps")
-        return Fraction(rate_in) * self.factor if self.factor is not None else Fraction(self.fps)
+        rate = Fraction(rate_in) * self.factor if self.factor is not None else Fraction(self.fps)
+        try:
+            check_output_rate(Fraction(rate_in), rate)
+        except ValueError as exc:
+            raise VfiError(str(exc)) from None
+        return rate
 
 
 @dataclass(frozen=True)

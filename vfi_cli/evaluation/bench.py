@@ -55,9 +55,17 @@ def run_bench(
     from rich.console import Console
 
     from vfi_cli.engine.runner import resolve_device, resolve_precision
+    from vfi_cli.evaluation.metrics import check_frame_size
+    from vfi_cli.files import check_output_file
 
     if json_path is not None and not json_path.parent.resolve().is_dir():
         raise VfiError(f"--json directory does not exist: {json_path.parent}")
+    if json_path is not None:
+        check_output_file(json_path, "--json")
+    try:
+        check_frame_size(size, "--size")
+    except ValueError as exc:
+        raise VfiError(str(exc)) from None
     if e2e is not None and not e2e.is_file():
         raise VfiError(f"--e2e video not found: {e2e}")
     torch_device = resolve_device(device)

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from vfi_cli.errors import VfiError
-from vfi_cli.evaluation.metrics import dilate, measure
+from vfi_cli.evaluation.metrics import SSIM_WINDOW, check_frame_size, dilate, measure
 
 Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -360,7 +360,10 @@ def evaluate(
             started = time.perf_counter()
             outputs[name] = method(triplet.first, triplet.second)
             row["seconds"][name] = time.perf_counter() - started
-            row["metrics"][name] = measure(outputs[name], triplet.truth, {"all": None, **triplet.regions})
+            try:
+                row["metrics"][name] = measure(outputs[name], triplet.truth, {"all": None, **triplet.regions})
+            except ValueError as exc:  # frames smaller than SSIM's window, a mask of another size
+                raise VfiError(f"cannot score {triplet.name}: {exc}") from None
         rows.append(row)
         if save_dir is not None and number + len(source.skipped) in save_at:
             save_dir.mkdir(parents=True, exist_ok=True)
@@ -527,6 +530,12 @@ def run_eval(
         raise VfiError("--no-model needs --compare (e.g. --compare blend,repeat): there is nothing else to evaluate")
     if json_path is not None and not json_path.parent.resolve().is_dir():
         raise VfiError(f"--json directory does not exist: {json_path.parent}")
+    check_outputs(json_path=json_path, save_dir=save_dir)
+    if resize is not None:
+        try:
+            check_frame_size(resize, "--resize", smallest=SSIM_WINDOW)
+        except ValueError as exc:
+            raise VfiError(str(exc)) from None
     source = open_source(source_path, stride=stride, max_triplets=max_triplets, start_fraction=start_fraction,
                          resize=resize, split=split, trimap_widths=trimap_widths)
     console = Console(stderr=True, quiet=quiet, soft_wrap=True)
@@ -555,6 +564,16 @@ def run_eval(
     if save_dir is not None:
         console.print(f"pictures in {save_dir}")
     return report
+
+
+def check_outputs(json_path: Path | None = None, save_dir: Path | None = None) -> None:
+    """Refuse, before any work, a --json or --save-dir that could not be written at the end."""
+    from vfi_cli.files import check_output_file, check_output_folder
+
+    if json_path is not None:
+        check_output_file(json_path, "--json")
+    if save_dir is not None:
+        check_output_folder(save_dir, "--save-dir")
 
 
 def _load_model(weights: Path | None, device: str, precision: str | None, threads: int | None) -> tuple[Method, dict[str, Any]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vfi_cli.errors import VfiError
+from vfi_cli.errors import VfiError, first_line
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -54,15 +54,20 @@ def load_resnet18_state(path: Path | None = None, allow_download: bool = False) 
                 "no ResNet-18 weights found: pass a local file or put resnet18-f37072fd.pth in the "
                 f"torch cache ({Path(torch.hub.get_dir()) / 'checkpoints'}); downloading needs an explicit opt-in"
             )
-        return torch.hub.load_state_dict_from_url(RESNET18_URL, map_location="cpu", weights_only=True)
+        from vfi_cli.model.weights import fetch_state_dict
+
+        return fetch_state_dict(RESNET18_URL)
     path = Path(path)
     if not path.is_file():
         raise VfiError(f"ResNet-18 weights not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
 
-        return load_file(str(path), device="cpu")
-    return torch.load(path, map_location="cpu", weights_only=True)
+            return load_file(str(path), device="cpu")
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line answer
+        raise VfiError(f"unreadable ResNet-18 weights {path}: {first_line(exc)}") from None
 
 
 def init_from_resnet18(extractor: FeatureExtractor, state: dict[str, torch.Tensor]) -> None:

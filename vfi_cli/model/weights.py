@@ -18,7 +18,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save
 
 from vfi_cli.config import ModelConfig
-from vfi_cli.errors import MissingWeightsError, VfiError
+from vfi_cli.errors import MissingWeightsError, VfiError, first_line
+from vfi_cli.files import commit_output, parse_json_object, read_json_object
 from vfi_cli.model.network import Interpolator
 
 DEFAULT_WEIGHTS_NAME = "vfi-zoom.safetensors"
@@ -61,8 +62,10 @@ def save_weights(
     recipe: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     dtype: torch.dtype = torch.float32,
+    overwrite: bool = True,
 ) -> dict[str, Any]:
-    """Write ``path`` and its card; returns the card. ``dtype=torch.float16`` halves the file."""
+    """Write ``path`` and its card; returns the card. ``dtype=torch.float16`` halves the file.
+    Without ``overwrite`` a file that appeared at ``path`` meanwhile is never replaced."""
     path = Path(path)
     tensors = {name: value.detach().to("cpu", dtype).contiguous() for name, value in model.state_dict().items()}
     # safetensors' save_file creates the file 0600; writing the bytes ourselves honours the umask, and
@@ -70,7 +73,10 @@ def save_weights(
     partial = path.with_name(path.name + ".partial")
     try:
         partial.write_bytes(save(tensors, metadata={"vfi_config": json.dumps(config.to_dict())}))
-        os.replace(partial, path)
+        if overwrite:
+            os.replace(partial, path)
+        else:
+            commit_output(partial, path, None)
     finally:
         partial.unlink(missing_ok=True)
     card = {
@@ -87,14 +93,44 @@ def save_weights(
     return card
 
 
+def fetch_state_dict(url: str) -> dict[str, torch.Tensor]:
+    """Pretrained weights downloaded into the torch hub cache (only where the user allowed it) and read
+    with ``weights_only=True``: a pickle from the network never runs code. torchvision's own
+    ``WeightsEnum.get_state_dict`` unpickles without it in this torch, so every download comes here;
+    the sha256 prefix in torchvision's file names is checked."""
+    try:
+        return torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=False, check_hash=True, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - offline, a bad hash, a refused pickle: one line each
+        raise VfiError(f"cannot download {url}: {first_line(exc)}") from None
+
+
 def read_card(path: Path) -> dict[str, Any] | None:
+    """The card beside a weights file (None without one); a card that is not a JSON object, or
+    whose fields vfi reads have the wrong type, is a one-line error."""
     card_file = card_path(Path(path))
     if not card_file.is_file():
         return None
+    card = read_json_object(card_file, f"weights card {card_file}")
+    for key, kind in (("sha256", str), ("config", dict), ("recipe", dict), ("metrics", dict)):
+        if key in card and not isinstance(card[key], kind):
+            raise VfiError(f"weights card {card_file}: {key!r} must be a JSON {'string' if kind is str else 'object'}")
+    return card
+
+
+def model_config(data: Any, source: str) -> ModelConfig:
+    """The architecture described by ``data`` (weights metadata, a card, a run's config), checked for
+    types and sizes before anything is built; a one-line :class:`VfiError` naming ``source`` otherwise."""
     try:
-        return json.loads(card_file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise VfiError(f"unreadable weights card {card_file}: {exc}") from exc
+        return ModelConfig.from_dict(data)
+    except (ValueError, TypeError) as exc:
+        raise VfiError(f"{source}: bad architecture config: {exc}") from None
+
+
+def check_finite(tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights holding NaN or infinite values: they would give black or garbage frames."""
+    for name, tensor in tensors.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise VfiError(f"{source} holds NaN or infinite values (in {name}); the model would produce broken frames")
 
 
 def load_weights(path: Path | None, device: torch.device | str = "cpu") -> tuple[Interpolator, dict[str, Any]]:
@@ -123,15 +159,16 @@ def load_weights(path: Path | None, device: torch.device | str = "cpu") -> tuple
     except (SafetensorError, OSError, ValueError) as exc:
         raise VfiError(f"not a safetensors weights file: {path} ({exc})") from exc
     if "vfi_config" in metadata:
-        config = ModelConfig.from_dict(json.loads(metadata["vfi_config"]))
+        config = model_config(parse_json_object(metadata["vfi_config"], f"the metadata of {path}"), f"weights file {path}")
     elif card is not None and "config" in card:
-        config = ModelConfig.from_dict(card["config"])
+        config = model_config(card["config"], f"weights card {card_path(path)}")
     else:
         raise VfiError(f"weights file {path} carries no architecture config (and has no card)")
+    check_finite(tensors, f"weights file {path}")
     model = Interpolator.from_config(config)
     try:
         model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
     except RuntimeError as exc:
-        raise VfiError(f"weights file {path} does not fit its config: {str(exc).splitlines()[0]}") from exc
+        raise VfiError(f"weights file {path} does not fit its config: {first_line(exc)}") from exc
     model.eval()
-    return model.to(device), card or {"config": config.to_dict()}
+    return model.to(device), {**(card or {}), "config": config.to_dict()}

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vfi_cli.errors import VfiError
+from vfi_cli.errors import VfiError, first_line
 from vfi_cli.model.features import IMAGENET_MEAN, IMAGENET_STD
 
 CHARBONNIER_EPS = 1e-3
@@ -165,12 +165,14 @@ def _vgg16_state(weights: Path | None, allow_download: bool) -> tuple[dict[str, 
         try:
             return torch.load(path, map_location="cpu", weights_only=True), str(path)
         except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line answer
-            raise VfiError(f"unreadable VGG-16 weights {path}: {str(exc).splitlines()[0]}") from exc
+            raise VfiError(f"unreadable VGG-16 weights {path}: {first_line(exc)}") from exc
     if allow_download:
         from torchvision.models import VGG16_Weights
 
-        weights_enum = VGG16_Weights.IMAGENET1K_V1
-        return weights_enum.get_state_dict(progress=False), weights_enum.url
+        from vfi_cli.model.weights import fetch_state_dict
+
+        url = VGG16_Weights.IMAGENET1K_V1.url  # not its get_state_dict(): that unpickles without weights_only
+        return fetch_state_dict(url), url
     return None
 
 

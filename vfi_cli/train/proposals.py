@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vfi_cli.errors import VfiError
+from vfi_cli.errors import VfiError, first_line
 
 MASKRCNN_FILE = "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth"
 MASKRCNN_URL = f"https://download.pytorch.org/models/{MASKRCNN_FILE}"
@@ -128,12 +128,14 @@ class MaskRCNNProposer:
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line answer
-                raise VfiError(f"unreadable Mask R-CNN weights {path}: {str(exc).splitlines()[0]}") from exc
+                raise VfiError(f"unreadable Mask R-CNN weights {path}: {first_line(exc)}") from exc
             self.source = f"maskrcnn_resnet50_fpn:{path}"
         elif allow_download:
             from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
 
-            state = MaskRCNN_ResNet50_FPN_Weights.COCO_V1.get_state_dict(progress=False)
+            from vfi_cli.model.weights import fetch_state_dict
+
+            state = fetch_state_dict(MaskRCNN_ResNet50_FPN_Weights.COCO_V1.url)  # weights_only, unlike get_state_dict()
             self.source = f"maskrcnn_resnet50_fpn:{MASKRCNN_URL}"
         else:
             raise VfiError(
@@ -144,7 +146,7 @@ class MaskRCNNProposer:
         try:
             model.load_state_dict(state)
         except (RuntimeError, TypeError, AttributeError) as exc:
-            raise VfiError(f"{self.source} is not a torchvision maskrcnn_resnet50_fpn state dict: {str(exc).splitlines()[0]}") from None
+            raise VfiError(f"{self.source} is not a torchvision maskrcnn_resnet50_fpn state dict: {first_line(exc)}") from None
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
         log.info("region proposals: %s", self.source)

@@ -33,11 +33,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vfi_cli.config import ModelConfig
-from vfi_cli.errors import VfiError
+from vfi_cli.errors import VfiError, first_line
 from vfi_cli.model.features import init_from_resnet18, load_resnet18_state
 from vfi_cli.model.network import Interpolator, InterpolatorOutput
 
 CHECKPOINT_FORMAT = "vfi-train-checkpoint/1"
+_CHECKPOINT_KEYS = {"step", "epoch", "batch_in_epoch", "config", "model", "optimizer_g", "scheduler", "rng"}
 ADVERSARIAL_MODES = ("none", "image", "instance")
 INIT_FROM_FILE = "init_from.json"
 
@@ -109,16 +110,22 @@ class TrainConfig:
     proposal_source: str = ""  # filled in by the trainer: where the RoIs came from
 
     def __post_init__(self) -> None:
+        from vfi_cli.train.rundir import check_config_values
+
         if isinstance(self.losses, dict):
             self.losses = LossWeights(**self.losses)
         self.betas = tuple(self.betas)  # type: ignore[assignment]
+        check_config_values(self)
         if self.adversarial not in ADVERSARIAL_MODES:
             raise VfiError(f"--adversarial must be one of {', '.join(ADVERSARIAL_MODES)}")
         if (self.steps is None) == (self.epochs is None):
             raise VfiError("give exactly one of --steps and --epochs")
         if self.roi_size < 32:
             raise VfiError("--roi-size must be at least 32 (the discriminator's smallest input)")
-        model = ModelConfig.from_dict(self.model)
+        try:
+            model = ModelConfig.from_dict(self.model)
+        except ValueError as exc:
+            raise VfiError(f"the run's model config: {exc}") from None
         if self.crop % (model.stride * model.flow_downsample):
             raise VfiError(f"--crop {self.crop} must be a multiple of the network's stride {model.stride * model.flow_downsample}")
 
@@ -319,9 +326,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line answer
-        raise VfiError(f"unreadable checkpoint {path}: {str(exc).splitlines()[0]}") from exc
+        raise VfiError(f"unreadable checkpoint {path}: {first_line(exc)}") from exc
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise VfiError(f"{path} is not a vfi training checkpoint")
+    missing = sorted(_CHECKPOINT_KEYS - checkpoint.keys())
+    if missing or not isinstance(checkpoint.get("config"), dict) or not isinstance(checkpoint.get("model"), dict):
+        raise VfiError(f"checkpoint {path} is incomplete (missing {', '.join(missing) or 'a valid config or model'})")
     return checkpoint
 
 
@@ -402,7 +412,10 @@ class Trainer:
         self.batch_in_epoch = 0
         self.last_metrics: dict[str, float] = {}
         if checkpoint is not None:
-            self._restore(checkpoint)
+            try:
+                self._restore(checkpoint)
+            except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as exc:
+                raise VfiError(f"{self.run / 'checkpoints' / 'last.pt'} does not fit this run: {first_line(exc)}") from None
         if self.env.world > 1:
             self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=[self.env.device.index] if self.env.device.type == "cuda" else None)
             if self.discriminator is not None:
@@ -707,17 +720,24 @@ def run_history(metrics_file: Path) -> dict[str, Any]:
 
 
 def export_checkpoint(
-    checkpoint_path: Path, destination: Path, half: bool = False, metrics: dict[str, Any] | None = None
+    checkpoint_path: Path, destination: Path, half: bool = False, metrics: dict[str, Any] | None = None,
+    overwrite: bool = True,
 ) -> dict[str, Any]:
     """Write a checkpoint's generator as ``vfi interpolate`` weights, with a card naming the recipe,
     the training time and hardware (from the run's log when it sits beside the checkpoint), and
     the last training metrics plus any given ``metrics`` (e.g. evaluation tables)."""
     from vfi_cli.model.weights import save_weights
 
+    from vfi_cli.model.weights import check_finite, model_config
+
     checkpoint = load_checkpoint(checkpoint_path)
-    config = ModelConfig.from_dict(checkpoint["config"]["model"])
+    config = model_config(checkpoint["config"].get("model"), f"checkpoint {checkpoint_path}")
+    check_finite(checkpoint["model"], f"checkpoint {checkpoint_path}")
     model = Interpolator.from_config(config)
-    model.load_state_dict(checkpoint["model"])
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as exc:
+        raise VfiError(f"checkpoint {checkpoint_path} does not fit its config: {first_line(exc)}") from None
     recipe = {
         "command": checkpoint["config"].get("command", ""),
         "steps": checkpoint["step"],
@@ -731,7 +751,7 @@ def export_checkpoint(
         recipe["init_from"] = json.loads((run / INIT_FROM_FILE).read_text())
     return save_weights(
         model, config, destination, recipe=recipe, metrics={"training": checkpoint.get("last_metrics", {}), **(metrics or {})},
-        dtype=torch.float16 if half else torch.float32,
+        dtype=torch.float16 if half else torch.float32, overwrite=overwrite,
     )
 
 
