@@ -342,7 +342,11 @@ def run_info(weights: Path | None) -> None:
     else:
         model, card = load_weights(path)
         click.echo(f"weights: {path} (sha256 {card.get('sha256', 'not on a card')})")
-        for line in card_summary(card):
+        try:
+            lines = card_summary(card)
+        except (TypeError, ValueError, KeyError, AttributeError):  # a hand-edited card: its recipe or metrics malformed
+            lines = ["card: its recipe or metrics are malformed (not summarised)"]
+        for line in lines:
             click.echo(line)
     click.echo(f"stride: {model.stride}")
     for name, module in model.named_children():

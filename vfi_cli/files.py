@@ -184,16 +184,17 @@ def rename_no_replace(source: Path, destination: Path) -> None:
     os.unlink(source)
 
 
-def identity(path: Path) -> tuple[int, int] | None:
-    """(device, inode) of what is at ``path`` now, None when nothing is."""
+def identity(path: Path) -> tuple[int, ...] | None:
+    """What is at ``path`` now (device, inode, modification and change times), None when nothing is:
+    a file replaced or rewritten meanwhile has another identity, even where the inode is reused."""
     try:
         stat = os.lstat(path)
     except FileNotFoundError:
         return None
-    return stat.st_dev, stat.st_ino
+    return stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns
 
 
-def commit_output(temporary: Path, destination: Path, replaces: tuple[int, int] | None) -> None:
+def commit_output(temporary: Path, destination: Path, replaces: tuple[int, ...] | None) -> None:
     """Move a finished output into place.
 
     ``replaces`` is what was at ``destination`` when the work started (see :func:`identity`), which

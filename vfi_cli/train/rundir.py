@@ -50,16 +50,23 @@ def read_run_config(run_dir: Path, cache_dir: str | None = None) -> dict[str, An
 
 def _shared_cache(cache: Any, stored_run: Any, run_dir: Path) -> bool:
     """Whether a stored cache folder is one the user shares between runs on purpose: an absolute
-    path outside the folder the run was started in (and outside the one resumed)."""
+    path that lies neither in the folder the run was started in nor in the one resumed.
+
+    A run started as ``--run-dir A`` (relative) stored no more than ``A``: its cache counts as the
+    run's own when the cache's path runs through a folder of that name (``/somewhere/A/cache``).
+    """
     if not isinstance(cache, str) or not os.path.isabs(cache):
         return False
-    cache_path = Path(os.path.normpath(cache))
-    for run in (stored_run, str(run_dir)):
-        if isinstance(run, str) and os.path.isabs(run) and cache_path.is_relative_to(Path(os.path.normpath(run))):
-            return False
-        if isinstance(run, str) and not os.path.isabs(run):  # a relative run folder: compare where it is now
-            if cache_path.is_relative_to(Path(os.path.abspath(run))):
+    parts = Path(os.path.normpath(cache)).parts
+    for run in (stored_run, os.path.abspath(run_dir)):
+        if not isinstance(run, str):
+            continue
+        run_parts = Path(os.path.normpath(run)).parts
+        if os.path.isabs(run):
+            if parts[: len(run_parts)] == run_parts:
                 return False
+        elif run_parts in (parts[i : i + len(run_parts)] for i in range(len(parts))) or not run_parts or run_parts == (".",):
+            return False
     return True
 
 

@@ -192,15 +192,13 @@ class VideoWriter:
         """Open the encoders and write the header now, so that a stream the container cannot hold
         is reported before any frame is decoded."""
         assert self._container is not None and self._stream is not None
-        context = self._stream.codec_context
-        try:
-            context.open()
-        except (av.FFmpegError, ValueError) as exc:
+        reason = _open_encoder(self._stream.codec_context)
+        if reason is not None:
             shown = " ".join(f"{key}={value}" for key, value in self.options.items()) or "no options"
             raise VideoError(
                 f"the {self.settings.codec} encoder refused its settings ({self.pix_fmt}, {self.source.width}x"
-                f"{self.source.height}, {shown}): {_reason(exc)}"
-            ) from exc
+                f"{self.source.height}, {float(self.rate):g} fps, {shown}): {reason}"
+            )
         try:
             self._container.start_encoding()
         except (av.FFmpegError, ValueError) as exc:
@@ -297,7 +295,19 @@ class VideoWriter:
             pass
 
 
-def _reason(exc: BaseException) -> str:
-    """FFmpeg's error without the call that failed (``avcodec_open2(...) returned 22``)."""
-    reason = getattr(exc, "strerror", None) or str(exc)
-    return str(reason)
+def _open_encoder(context: av.codec.context.CodecContext) -> str | None:
+    """Open an encoder: None when it opens, else its own reason (the log line it wrote, such as
+    'MPEG-1/2 does not support 47/1 fps', which FFmpeg's error code alone does not tell)."""
+    import av.logging
+
+    previous = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture() as logs:
+            context.open()
+    except (av.FFmpegError, ValueError) as exc:
+        said = [str(message).strip() for level, _, message in logs if level <= av.logging.ERROR and str(message).strip()]
+        return said[-1] if said else str(getattr(exc, "strerror", None) or exc)
+    finally:
+        av.logging.set_level(previous)
+    return None
