@@ -19,6 +19,7 @@ from vfi_cli.video.encoders import preset_help
 
 
 def _fail(message: str, code: int = 1) -> None:
+    message = " ".join(line.strip() for line in message.splitlines() if line.strip())  # one line, whatever FFmpeg said
     click.echo(f"Error: {message}", err=True)
     sys.exit(code)
 
@@ -129,7 +130,7 @@ def _parse_memory(ctx: click.Context, param: click.Parameter, value: str | None)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), help="Default: fp16 on CUDA, fp32 on the CPU.")
 @click.option("--batch-size", type=click.IntRange(1, 256), default=4, show_default=True, help="Frames synthesised per model call.")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the model (default: PyTorch's choice).")
+@click.option("--threads", type=click.IntRange(1, 256), help="CPU threads for the model (default: PyTorch's choice).")
 @click.option("--codec", default="libx264", show_default=True, help="Video encoder (libx264, libx265, libvpx-vp9, ffv1 ...).")
 @click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True, help="Quality for CRF encoders (lower is better).")
 @click.option("--preset", default="medium", show_default=True, help=preset_help())
@@ -650,7 +651,7 @@ def _parse_list(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--compare", callback=_parse_list, metavar="blend,repeat", help="Baselines scored in the same table.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), help="Default: fp16 on CUDA, fp32 on the CPU.")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the model.")
+@click.option("--threads", type=click.IntRange(1, 256), help="CPU threads for the model.")
 @click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True, help="Video/CityScapes: frames i and i+2·S in, i+S as truth.")
 @click.option("--max-triplets", type=click.IntRange(min=0), help="Spread this many evenly (0 = all; default 50 for a video, all for a folder).")
 @click.option("--start-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True, help="Use only triplets after this fraction (0.8: the last 20%).")
@@ -676,7 +677,7 @@ def eval_command(source: Path, no_model: bool, trimap_widths: tuple[str, ...], *
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), help="Default: fp16 on CUDA, fp32 on the CPU.")
 @click.option("--weights", type=click.Path(path_type=Path), help="Weights to time (default: the shipped model, else random weights).")
 @click.option("--batch-size", type=click.IntRange(1, 256), default=1, show_default=True, help="Frames synthesised per model call.")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the model (default: PyTorch's choice).")
+@click.option("--threads", type=click.IntRange(1, 256), help="CPU threads for the model (default: PyTorch's choice).")
 @click.option("--warmup", type=click.IntRange(min=0), help="Untimed calls first (default 3 on CUDA, 1 on the CPU).")
 @click.option("--iterations", type=click.IntRange(min=1), help="Timed calls (default 20 on CUDA, 3 on the CPU).")
 @click.option("--scale", "flow_scale", type=click.Choice(["1", "0.5", "0.25"]), default="1", show_default=True, help="Flow on shrunk frames, as in vfi interpolate.")

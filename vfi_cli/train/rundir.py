@@ -27,6 +27,9 @@ _POSITIVE = {"lr", "d_lr", "lr_decay", "train_scale", "crop", "batch_size", "ste
              "log_every", "val_every", "checkpoint_every", "sample_every"}
 _NON_NEGATIVE = {"lr_floor", "real_noise", "workers", "val_triplets"}
 _AT_MOST_ONE = {"lr_decay", "real_noise"}
+# Sizes that allocate memory in proportion (a crop of 65536 is 200 GB a batch, 100000 discriminator channels 1 TB).
+_AT_MOST = {"crop": 4096, "batch_size": 4096, "num_rois": 1024, "roi_size": 1024, "d_channels": 1024, "d_steps": 100,
+            "workers": 64, "seed": 2**31 - 1}
 
 
 def read_run_config(run_dir: Path, cache_dir: str | None = None) -> dict[str, Any]:
@@ -130,3 +133,7 @@ def _check_value(name: str, kind: str, value: Any) -> None:
         raise VfiError(f"{name} must not be negative, got {shown}")
     if name in _AT_MOST_ONE and value > 1:
         raise VfiError(f"{name} must be at most 1, got {shown}")
+    if name in _AT_MOST and value > _AT_MOST[name]:
+        raise VfiError(f"{name} must be at most {_AT_MOST[name]}, got {shown}")
+    if name == "seed" and value < 0:
+        raise VfiError(f"seed must not be negative, got {shown}")

@@ -259,8 +259,11 @@ class OtherStreams:
                 copy.metadata.update(kept_metadata(stream.metadata))
                 copy.disposition = stream.disposition
                 self._copies[stream.index] = copy
+            elif stream.type == "audio" and self._audio_encoder() is None:  # GIF, Y4M, raw H.264: no audio at all
+                log.warning("%s is left out: %s files hold no audio; use .mp4 or .mkv to keep it", _describe(stream), suffix)
             elif stream.type == "audio":
                 codec = self._audio_encoder()
+                assert codec is not None
                 try:
                     self._encoders[stream.index] = _AudioReencoder(stream, container, codec)
                 except (av.FFmpegError, ValueError) as exc:
@@ -274,13 +277,13 @@ class OtherStreams:
             if stream.type == "attachment" or (stream.type == "video" and (converted is None or stream.index != converted.index)):
                 log.warning("%s is not carried into the output", _describe(stream))
 
-    def _audio_encoder(self) -> str:
-        """AAC, or the first audio encoder this container takes (Opus for WebM)."""
+    def _audio_encoder(self) -> str | None:
+        """AAC, or the first audio encoder this container takes (Opus for WebM); None when it takes none."""
         supported = self._container.supported_codecs
         for name in _AUDIO_ENCODERS:
             if name in supported and name in av.codecs_available:
                 return name
-        return "aac"  # a muxer that does not list its codecs (MPEG-TS) takes AAC
+        return "aac" if not supported else None  # a muxer that does not list its codecs is tried with AAC
 
     def _refill(self) -> bool:
         """Read input packets until one or more output packets are ready; False at the end."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -184,7 +185,12 @@ class VideoWriter:
                 f"cannot write {self.destination.name}: the {container_format.name} format writes many files or none, not "
                 "one video; name OUT with a video extension (.mp4, .mkv) or without one for a folder of PNGs"
             )
-        if not container_format.flags & _AVFMT_VARIABLE_FPS or container_format.flags & _AVFMT_NOTIMESTAMPS:
+        if container_format.flags & _AVFMT_NOTIMESTAMPS and not container_format.name.startswith("mxf"):
+            raise VideoError(
+                f"cannot write {self.destination.name}: {self.destination.suffix or container_format.name} files are a bare "
+                "stream without timestamps or frame rate (players assume 25 fps); use .mp4 or .mkv"
+            )
+        if not container_format.flags & _AVFMT_VARIABLE_FPS:
             # AVI, MPEG-PS, raw streams: the time base is the frame rate stated in the header, one tick per frame.
             self.time_base = 1 / self.rate
 
@@ -192,21 +198,21 @@ class VideoWriter:
         """Open the encoders and write the header now, so that a stream the container cannot hold
         is reported before any frame is decoded."""
         assert self._container is not None and self._stream is not None
-        reason = _open_encoder(self._stream.codec_context)
+        reason = _ffmpeg_call(self._stream.codec_context.open)
         if reason is not None:
             shown = " ".join(f"{key}={value}" for key, value in self.options.items()) or "no options"
             raise VideoError(
                 f"the {self.settings.codec} encoder refused its settings ({self.pix_fmt}, {self.source.width}x"
                 f"{self.source.height}, {float(self.rate):g} fps, {shown}): {reason}"
             )
-        try:
-            self._container.start_encoding()
-        except (av.FFmpegError, ValueError) as exc:
+        reason = _ffmpeg_call(self._container.start_encoding)
+        if reason is not None:
             streams = ", ".join(f"{s.codec_context.name} {s.type}" for s in self._container.streams)
+            other = "" if self._container.format.name == "matroska" else "; try .mkv"
             raise VideoError(
                 f"cannot write {self.destination.name}: the {self.destination.suffix or 'chosen'} container refused "
-                f"the streams ({streams}): {ffmpeg_message(exc)}; try .mkv"
-            ) from exc
+                f"the streams ({streams}): {reason}{other}"
+            )
         tick = Fraction(self._stream.time_base) if self._stream.time_base else self.time_base
         if tick > 1 / self.rate:
             raise VideoError(
@@ -295,19 +301,20 @@ class VideoWriter:
             pass
 
 
-def _open_encoder(context: av.codec.context.CodecContext) -> str | None:
-    """Open an encoder: None when it opens, else its own reason (the log line it wrote, such as
-    'MPEG-1/2 does not support 47/1 fps', which FFmpeg's error code alone does not tell)."""
+def _ffmpeg_call(call: Callable[[], object]) -> str | None:
+    """Run an FFmpeg step (open an encoder, write a header): None when it works, else its own reason
+    (the log line it wrote, such as 'MPEG-1/2 does not support 47/1 fps', which FFmpeg's error code
+    alone does not tell)."""
     import av.logging
 
     previous = av.logging.get_level()
     av.logging.set_level(av.logging.ERROR)
     try:
         with av.logging.Capture() as logs:
-            context.open()
+            call()
     except (av.FFmpegError, ValueError) as exc:
-        said = [str(message).strip() for level, _, message in logs if level <= av.logging.ERROR and str(message).strip()]
-        return said[-1] if said else str(getattr(exc, "strerror", None) or exc)
+        said = [" ".join(str(message).split()) for level, _, message in logs if level <= av.logging.ERROR and str(message).strip()]
+        return said[-1] if said else ffmpeg_message(exc)
     finally:
         av.logging.set_level(previous)
     return None
