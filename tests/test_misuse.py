@@ -161,6 +161,20 @@ def test_ctrl_c_while_starting_exits_130(make_clip, tiny_weights: Path, tmp_path
     assert listing(tmp_path) == {"in.mp4"}
 
 
+def test_a_partial_in_use_is_never_removed(tmp_path: Path) -> None:
+    """A partial whose pid looks dead is still left alone while a process holds it (a run in
+    another PID namespace sharing the folder), and removed once nothing does."""
+    from vfi_cli.files import hold, release, remove_stale_partials
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    partial = tmp_path / f".out.vfi-partial-{int(finished.stdout)}.mp4"
+    partial.write_bytes(b"half a video")
+    handle = hold(partial)
+    assert remove_stale_partials(tmp_path, ".out.vfi-partial-", ".mp4") == [] and partial.exists()
+    release(handle)
+    assert remove_stale_partials(tmp_path, ".out.vfi-partial-", ".mp4") == [partial.name] and not partial.exists()
+
+
 def _appear_during_the_run(monkeypatch: pytest.MonkeyPatch, appear: Callable[[], None]) -> None:
     """Another program creates OUT while the conversion runs (after its third frame)."""
     from vfi_cli.video.images import PngFolderWriter

@@ -248,10 +248,52 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def hold(path: Path) -> int | None:
+    """Mark a temporary output (file or folder) as in use for as long as the returned descriptor is
+    open (a shared ``flock``, released by the kernel when the process dies, whatever kills it)."""
+    try:
+        import fcntl
+
+        handle = os.open(path, os.O_RDONLY)
+    except (ImportError, OSError):
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        pass
+    return handle
+
+
+def release(handle: int | None) -> None:
+    if handle is not None:
+        try:
+            os.close(handle)
+        except OSError:
+            pass
+
+
+def _in_use(path: Path) -> bool:
+    """Whether a live process holds ``path`` (see :func:`hold`); also one whose pid this process
+    cannot see (another PID namespace sharing the folder)."""
+    try:
+        import fcntl
+
+        handle = os.open(path, os.O_RDONLY)
+    except (ImportError, OSError):
+        return False
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(handle)
+    return False
+
+
 def remove_stale_partials(folder: Path, prefix: str, suffix: str) -> list[str]:
     """Remove the temporaries ``{prefix}{pid}{suffix}`` in ``folder`` whose process is gone (killed
     with SIGKILL, a power loss); returns their names. Those of live processes (a run writing the
-    same output right now) are left alone."""
+    same output right now: its pid is alive, or it holds the file, see :func:`hold`) are left alone."""
     removed = []
     try:
         names = os.listdir(folder)
@@ -262,6 +304,8 @@ def remove_stale_partials(folder: Path, prefix: str, suffix: str) -> list[str]:
         if pid is None or pid == os.getpid() or process_alive(pid):
             continue
         path = Path(folder) / name
+        if _in_use(path):
+            continue
         try:
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)

@@ -18,7 +18,7 @@ import av
 import numpy as np
 
 from vfi_cli.errors import VideoError
-from vfi_cli.files import commit_output, identity, remove_stale_partials
+from vfi_cli.files import commit_output, hold, identity, release, remove_stale_partials
 from vfi_cli.video.color import ColorInfo, bit_depth, has_alpha
 from vfi_cli.video.reader import DecodedFrame, VideoInfo
 
@@ -140,6 +140,7 @@ class PngFolderWriter:
         self.pix_fmt = "rgb48le" if bit_depth(source.pix_fmt) > 8 else "rgb24"
         self.frames_written = 0
         self._committed = False
+        self._held: int | None = None
         # An empty folder there may be filled; one holding PNGs replaced only with --overwrite (check_folder_output).
         self._replaces = identity(self.destination)
         if self._replaces is not None:
@@ -156,11 +157,13 @@ class PngFolderWriter:
             self.temporary.mkdir()
         except OSError as exc:
             raise VideoError(f"cannot create {self.destination}: {exc.strerror}") from exc
+        self._held = hold(self.temporary)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if not self._committed:
             shutil.rmtree(self.temporary, ignore_errors=True)
+        release(self._held)
 
     def write(self, rgb: np.ndarray, time: Fraction | None = None) -> None:
         """Write the next frame (``time`` is not stored: a PNG folder has no timing)."""

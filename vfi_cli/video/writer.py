@@ -13,7 +13,7 @@ import av
 import numpy as np
 
 from vfi_cli.errors import VideoError
-from vfi_cli.files import commit_output, identity, remove_stale_partials
+from vfi_cli.files import commit_output, hold, identity, release, remove_stale_partials
 from vfi_cli.video import ffmpeg_message
 from vfi_cli.video.color import ColorInfo, bit_depth, convert_format, from_rgb, has_alpha
 from vfi_cli.video.encoders import encoder_options
@@ -147,6 +147,7 @@ class VideoWriter:
         self._others: OtherStreams | None = None  # the input's audio, subtitles, data, chapters, tags
         self._committed = False
         self._last_pts: int | None = None
+        self._held: int | None = None
 
     def __enter__(self) -> VideoWriter:
         remove_stale_temporaries(self.destination)
@@ -165,9 +166,11 @@ class VideoWriter:
                 assert self._stream is not None
                 self._others = OtherStreams(self.source.path, self._container, self._stream, self.destination.suffix)
             self._start()
+            self._held = hold(self.temporary)  # until the end: the next run for this OUT leaves the file alone
         except BaseException:
             self._close_quietly()
             self._remove_temporary()
+            release(self._held)
             raise
         return self
 
@@ -175,6 +178,7 @@ class VideoWriter:
         if not self._committed:
             self._close_quietly()
             self._remove_temporary()
+        release(self._held)
 
     def _check_format(self) -> None:
         """Refuse muxers that write no single file (numbered images, playlists, segments)."""
