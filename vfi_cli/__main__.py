@@ -1,5 +1,11 @@
 """Allows ``python -m vfi_cli``."""
 
-from vfi_cli.cli import main
+import sys
+
+try:
+    from vfi_cli.cli import main
+except KeyboardInterrupt:  # Ctrl-C while Python imports, before the command line handles signals
+    print("Interrupted: nothing was written.", file=sys.stderr)
+    sys.exit(130)
 
 main()

@@ -260,19 +260,18 @@ def export_onnx(
         The path written.
 
     Raises:
-        VfiError: an existing ``destination``, missing weights, or a model with the classical DIS
+        VfiError: an existing ``destination`` (or one that appears meanwhile), a folder or read-only
+            place there, missing, malformed or non-finite weights, or a model with the classical DIS
             prior (it runs in OpenCV, outside any graph).
     """
+    from vfi_cli.files import check_output_file
     from vfi_cli.model.export import export_onnx as write
     from vfi_cli.model.weights import load_weights
 
     destination = Path(destination)
-    if destination.exists() and not overwrite:
-        raise VfiError(f"{destination} exists; pass --overwrite to replace it")
-    if not destination.parent.resolve().is_dir():
-        raise VfiError(f"folder does not exist: {destination.parent}")
+    check_output_file(destination, "--onnx", overwrite=overwrite)  # before the weights are read and checked
     network, _ = load_weights(None if weights is None else Path(weights), "cpu")
-    return write(network, destination, flow_scale=flow_scale)
+    return write(network, destination, flow_scale=flow_scale, overwrite=overwrite)
 
 
 def describe(weights: Path | str | None = None) -> dict[str, Any]:

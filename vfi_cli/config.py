@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from vfi_cli.errors import VfiError
-from vfi_cli.units import parse_rate
+from vfi_cli.units import MAX_FACTOR, check_output_rate, parse_rate
 
 FLOW_PRIORS = ("none", "dis")
 PRECISIONS = ("fp32", "fp16", "bf16")  # None: fp16 on CUDA; bf16 on CPUs with native bf16, else fp32
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")  # how the network runs (vfi_cli.backends)
 FLOW_SCALES = (1.0, 0.5, 0.25)
+MAX_THREADS = 256
+# vfi's --preset names (x264's), mapped to each encoder's own (vfi_cli.video.encoders).
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 DEFAULT_CUT_THRESHOLD = 0.3  # scene-cut score above which a pair is not interpolated
 ADVERSARIAL_MODES = ("none", "image", "instance")  # the paper's Ours-baseline / Ours-gan / Ours-roigan
 PROPOSAL_KINDS = ("motion", "maskrcnn")
@@ -32,6 +35,25 @@ TRIMAP_WIDTHS = (0, 6, 12, 18, 24)  # CityScapes trimap dilations (pixels) of th
 def _choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+
+
+# Bounds on what a config may describe (the default network: 6 levels, 256 channels at most, 4.8M parameters).
+MAX_LEVELS = 8
+MAX_CHANNELS = 2048
+MAX_KERNEL = 15
+MAX_PARAMETERS = 200_000_000
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number, got {_shown(value)}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be from {low} to {high}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -56,21 +78,46 @@ class ModelConfig:
     flow_downsample: int = 1
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "unet_channels", tuple(int(c) for c in self.unet_channels))
-        if len(self.unet_channels) < 2:
-            raise ValueError("unet_channels needs at least two levels")
-        if any(c <= 0 for c in self.unet_channels):
-            raise ValueError("unet_channels must be positive")
+        """Types and sizes are checked before anything is built: a config read from a file (weights
+        metadata, a card, a run's config) cannot make the network allocate absurd memory."""
+        if isinstance(self.unet_channels, (str, bytes)) or not isinstance(self.unet_channels, (list, tuple)):
+            raise ValueError(f"unet_channels must be a list of whole numbers, got {_shown(self.unet_channels)}")
+        if not 2 <= len(self.unet_channels) <= MAX_LEVELS:
+            raise ValueError(f"unet_channels needs 2 to {MAX_LEVELS} levels, got {len(self.unet_channels)}")
+        for width in self.unet_channels:
+            _check_int("each unet_channels entry", width, 1, MAX_CHANNELS)
+        object.__setattr__(self, "unet_channels", tuple(self.unet_channels))
         for name in ("feature_channels", "synthesis_channels"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
-        if isinstance(self.flow_downsample, bool) or not isinstance(self.flow_downsample, int) or not 1 <= self.flow_downsample <= 8:
-            raise ValueError(f"flow_downsample must be a whole number from 1 to 8, got {self.flow_downsample!r}")
-        if self.flow_prior not in FLOW_PRIORS:
-            raise ValueError(f"flow_prior must be one of {FLOW_PRIORS}, got {self.flow_prior!r}")
+            _check_int(name, getattr(self, name), 1, MAX_CHANNELS)
         for name in ("feature_kernel", "synthesis_kernel"):
+            _check_int(name, getattr(self, name), 1, MAX_KERNEL)
             if getattr(self, name) % 2 != 1:
                 raise ValueError(f"{name} must be odd so that padding keeps the size")
+        if isinstance(self.flow_downsample, bool) or not isinstance(self.flow_downsample, int) or not 1 <= self.flow_downsample <= 8:
+            raise ValueError(f"flow_downsample must be a whole number from 1 to 8, got {_shown(self.flow_downsample)}")
+        if not isinstance(self.flow_prior, str) or self.flow_prior not in FLOW_PRIORS:
+            raise ValueError(f"flow_prior must be one of {FLOW_PRIORS}, got {_shown(self.flow_prior)}")
+        if self.parameter_count() > MAX_PARAMETERS:
+            raise ValueError(f"the network would have {self.parameter_count():,d} parameters, more than the {MAX_PARAMETERS:,d} "
+                             "vfi builds")
+
+    def parameter_count(self) -> int:
+        """The network's parameter count, from the config alone (nothing is built)."""
+
+        def conv(inputs: int, outputs: int, kernel: int) -> int:
+            return inputs * outputs * kernel * kernel + outputs
+
+        widths = self.unet_channels
+        total, inputs = 0, 7 + (11 if self.flow_prior != "none" else 0)  # see FlowUNet
+        for width in widths:
+            total += conv(inputs, width, 3) + conv(width, width, 3)
+            inputs = width
+        for level in range(len(widths) - 1):
+            total += conv(widths[level + 1] + widths[level], widths[level], 3) + conv(widths[level], widths[level], 3)
+        total += conv(widths[0], 5, 3)
+        total += conv(3, self.feature_channels, self.feature_kernel)
+        k, s = self.synthesis_kernel, self.synthesis_channels
+        return total + conv(3 + self.feature_channels, s, k) + conv(s, s, k) + conv(s, 3, k)
 
     @property
     def stride(self) -> int:
@@ -84,6 +131,9 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """A config from its JSON form; ValueError names what is wrong (type, unknown key, size)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a model config must be a JSON object, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -120,8 +170,8 @@ class EngineOptions:
         _choice("flow_scale", float(self.flow_scale), FLOW_SCALES)
         _choice("backend", self.backend, BACKENDS)
         object.__setattr__(self, "flow_scale", float(self.flow_scale))
-        if self.batch_size < 1 or (self.threads is not None and self.threads < 1):
-            raise ValueError("batch_size and threads must be at least 1")
+        if self.batch_size < 1 or (self.threads is not None and not 1 <= self.threads <= MAX_THREADS):
+            raise ValueError(f"batch_size must be at least 1, threads from 1 to {MAX_THREADS}")
 
 
 BENCH_ENGINE = EngineOptions(batch_size=1)  # what `vfi bench` times unless told otherwise: one frame per call
@@ -157,15 +207,23 @@ class ConvertOptions:
             raise ValueError("give either factor or fps, not both")
         if self.fps is None and self.factor is None:
             object.__setattr__(self, "factor", 2)
-        if self.factor is not None and (isinstance(self.factor, bool) or not isinstance(self.factor, int) or self.factor < 2):
-            raise ValueError(f"factor must be a whole number of at least 2, got {self.factor!r}")
+        if self.factor is not None and (isinstance(self.factor, bool) or not isinstance(self.factor, int)
+                                        or not 2 <= self.factor <= MAX_FACTOR):
+            raise ValueError(f"factor must be a whole number from 2 to {MAX_FACTOR}, got {self.factor!r}")
         if self.fps is not None:
             object.__setattr__(self, "fps", parse_rate(self.fps) if isinstance(self.fps, str) else Fraction(self.fps))
             if self.fps <= 0:
                 raise ValueError(f"fps must be positive, got {self.fps}")
 
     def output_rate(self, rate_in: Fraction) -> Fraction:
-        return Fraction(rate_in) * self.factor if self.factor is not None else Fraction(self.fps)
+        """The target rate for an input at ``rate_in``; a :class:`VfiError` when it lies outside
+        :func:`~vfi_cli.units.rate_bounds` of the input's (1 fps or the input's rate ... 64x)."""
+        rate = Fraction(rate_in) * self.factor if self.factor is not None else Fraction(self.fps)
+        try:
+            check_output_rate(Fraction(rate_in), rate)
+        except ValueError as exc:
+            raise VfiError(str(exc)) from None
+        return rate
 
 
 @dataclass(frozen=True)
@@ -294,7 +352,10 @@ class TrainConfig:
             raise VfiError("give exactly one of --steps and --epochs")
         if self.roi_size < 32:
             raise VfiError("--roi-size must be at least 32 (the discriminator's smallest input)")
-        model = ModelConfig.from_dict(self.model)
+        try:
+            model = ModelConfig.from_dict(self.model)
+        except ValueError as exc:
+            raise VfiError(f"the run's model config: {exc}") from None
         if self.crop % (model.stride * model.flow_downsample):
             raise VfiError(f"--crop {self.crop} must be a multiple of the network's stride {model.stride * model.flow_downsample}")
 

@@ -1,5 +1,7 @@
 """Errors a user can act on: the CLI prints their message as one line, without a traceback."""
 
+import signal
+
 
 class VfiError(Exception):
     """A failure whose message alone tells the user what went wrong and what to do."""
@@ -14,4 +16,15 @@ class VideoError(VfiError):
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C, caught where something was kept: the message says what, and how to go on."""
+    """Ctrl-C, or a termination signal the command line handles the same way (SIGTERM, SIGHUP,
+    SIGQUIT): ``signum`` is the signal; the message, when there is one, says what was kept and how
+    to go on."""
+
+    def __init__(self, message: str = "", signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.signum = int(signum)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type when it has none (EOFError of an empty file)."""
+    return (str(exc).splitlines() or [""])[0] or type(exc).__name__

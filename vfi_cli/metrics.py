@@ -30,6 +30,21 @@ _K1, _K2 = 0.01, 0.03
 _RANGE = 255.0
 
 
+MAX_SIDE = 16384  # the largest frame side FFmpeg's encoders take
+MAX_PIXELS = 8192 * 8192
+
+
+def check_frame_size(size: tuple[int, int], option: str, smallest: int = 1) -> None:
+    """Refuse a frame size (height, width) that is too small to score or absurdly large, in one line."""
+    height, width = size
+    if min(height, width) < smallest:
+        raise ValueError(f"{option} {height}x{width}: frames need at least {smallest}x{smallest} pixels"
+                         + (f" (SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window)" if smallest == SSIM_WINDOW else ""))
+    if max(height, width) > MAX_SIDE or height * width > MAX_PIXELS:
+        raise ValueError(f"{option} {height}x{width} is too large (at most {MAX_SIDE} pixels a side and "
+                         f"{MAX_PIXELS:,d} pixels in all)")
+
+
 def _check(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray | None) -> np.ndarray | None:
     if pred.shape != truth.shape:
         raise ValueError(f"shape mismatch: prediction {pred.shape} vs truth {truth.shape}")

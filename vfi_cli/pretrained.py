@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vfi_cli.errors import VfiError
+from vfi_cli.errors import VfiError, first_line
 
 if TYPE_CHECKING:
     import torch
@@ -86,8 +86,7 @@ def load_pretrained(
     if path is None:
         if not allow_download:
             return None
-        state = torch.hub.load_state_dict_from_url(spec.url, map_location="cpu", progress=False, weights_only=True)
-        return state, spec.url
+        return fetch(spec.url), spec.url
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -95,4 +94,17 @@ def load_pretrained(
             return load_file(str(path), device="cpu"), str(path)
         return torch.load(path, map_location="cpu", weights_only=True), str(path)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line answer
-        raise VfiError(f"unreadable {spec.name} weights {path}: {str(exc).splitlines()[0]}") from exc
+        raise VfiError(f"unreadable {spec.name} weights {path}: {first_line(exc)}") from exc
+
+
+def fetch(url: str) -> dict[str, torch.Tensor]:
+    """Weights downloaded into the torch hub cache and read with ``weights_only=True``: a pickle from
+    the network never runs code. torchvision's own ``WeightsEnum.get_state_dict`` unpickles without
+    it in this torch, so every download comes here; the sha256 prefix in torchvision's file names
+    is checked. Offline, a bad hash or a refused pickle: one line each."""
+    import torch
+
+    try:
+        return torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=False, check_hash=True, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure gets the same one-line answer
+        raise VfiError(f"cannot download {url}: {first_line(exc)}") from None

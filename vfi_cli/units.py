@@ -29,7 +29,35 @@ def parse_rate(text: str) -> Fraction:
         raise ValueError(f"not a frame rate: {text!r} (use e.g. 60, 59.94 or 60000/1001)") from exc
     if rate <= 0:
         raise ValueError(f"frame rate must be positive, got {text!r}")
+    if rate.numerator >= 2**31 or rate.denominator >= 2**31:  # containers keep rates and time bases in 32 bits
+        raise ValueError(f"frame rate {text!r} is too precise to store; give it as a fraction such as 30000/1001")
     return rate
+
+
+# Target rates vfi makes: from 1 fps (or the input's own rate, when lower) up to MAX_FACTOR times the input's rate.
+MAX_FACTOR = 64
+MIN_RATE = Fraction(1)
+
+
+def rate_bounds(rate_in: Fraction) -> tuple[Fraction, Fraction]:
+    """The lowest and highest output rate that make sense for an input at ``rate_in``: below 1 fps
+    an output frame would outlast a second of the input (a 1-second clip at 0.0001 fps is one frame
+    lasting hours), above 64x it would make 63 frames between two real ones."""
+    return min(MIN_RATE, Fraction(rate_in)), Fraction(rate_in) * MAX_FACTOR
+
+
+def check_output_rate(rate_in: Fraction, rate_out: Fraction) -> None:
+    """Raise ValueError, in one line, for an output rate outside :func:`rate_bounds`."""
+    low, high = rate_bounds(rate_in)
+    if not low <= rate_out <= high:
+        raise ValueError(
+            f"{_shown(rate_out)} fps is outside what vfi makes from {_shown(rate_in)} fps input: "
+            f"from {_shown(low)} to {_shown(high)} fps (1 fps, or the input's rate if lower, up to {MAX_FACTOR}x the input's)"
+        )
+
+
+def _shown(rate: Fraction) -> str:
+    return str(rate) if rate.denominator == 1 else f"{float(rate):.6g}"
 
 
 def format_rate(rate: Fraction) -> str:

@@ -9,22 +9,27 @@ import click
 from vfi_cli import api
 from vfi_cli.cli.options import call, engine_options, fail, verbosity, weights_option
 from vfi_cli.cli.output import Output
-from vfi_cli.config import ConvertOptions, EncodeSettings, EngineOptions, default
+from vfi_cli.config import PRESETS, ConvertOptions, EncodeSettings, EngineOptions, default
 from vfi_cli.results import Summary
-from vfi_cli.units import format_rate, parse_rate
+from vfi_cli.units import MAX_FACTOR, format_rate, parse_rate
 
 
 @click.command()
 @click.argument("source", metavar="IN", type=click.Path(path_type=Path))
 @click.argument("destination", metavar="OUT", type=click.Path(path_type=Path))
-@click.option("--factor", type=click.IntRange(min=2), help=f"Make N-1 new frames between each pair (default {ConvertOptions().factor}).")
-@click.option("--fps", "fps_text", metavar="RATE", help="Constant target frame rate instead: 60, 59.94 (=60000/1001), 60000/1001 ...")
+@click.option("--factor", type=click.IntRange(2, MAX_FACTOR),
+              help=f"Make N-1 new frames between each pair (default {ConvertOptions().factor}; at most {MAX_FACTOR}).")
+@click.option("--fps", "fps_text", metavar="RATE",
+              help=f"Constant target frame rate instead: 60, 59.94 (=60000/1001), 60000/1001 ...; from 1 fps (or the input's rate, "
+                   f"if lower) to {MAX_FACTOR}x the input's.")
 @click.option("--input-fps", "input_fps_text", metavar="RATE", help="Rate of IN when it is a folder of numbered images.")
 @weights_option()
 @click.option("--codec", default=default(EncodeSettings, "codec"), show_default=True, help="Video encoder (libx264, libx265, libvpx-vp9, ffv1 ...).")
 @click.option("--crf", type=click.IntRange(0, 63), default=default(EncodeSettings, "crf"), show_default=True,
               help="Quality for CRF encoders (lower is better).")
-@click.option("--preset", default=default(EncodeSettings, "preset"), show_default=True, help="Encoder speed preset (x264/x265/SVT-AV1).")
+@click.option("--preset", default=default(EncodeSettings, "preset"), show_default=True,
+              help=f"Encoder speed: {', '.join(PRESETS)}; mapped to each encoder's own (SVT-AV1 presets 13…0, VP9 cpu-used), "
+                   "or an SVT-AV1 preset number.")
 @click.option("--pix-fmt", help="Output pixel format (default: the input's, when the encoder takes it).")
 @click.option("--scene-threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help=f"Cut score above which a pair counts as a hard cut and is not interpolated (default {default(ConvertOptions, 'scene_threshold')}; "

@@ -11,6 +11,7 @@ from vfi_cli import api
 from vfi_cli.cli.options import call, comma_list, engine_options, fail, size, verbosity, weights_option
 from vfi_cli.cli.output import Output
 from vfi_cli.config import BENCH_ENGINE, BENCH_ROUNDS, VIDEO_TRIPLETS, BenchOptions, EngineOptions, EvalOptions, default
+from vfi_cli.units import MAX_FACTOR
 
 
 @click.command(name="eval")
@@ -72,7 +73,7 @@ def summary_table(report: dict[str, Any]) -> Any:
 @click.option("--warmup", type=click.IntRange(min=0), help=f"Untimed calls first (default {BENCH_ROUNDS['cuda'][0]} on CUDA, {BENCH_ROUNDS['cpu'][0]} on the CPU).")
 @click.option("--iterations", type=click.IntRange(min=1), help=f"Timed calls (default {BENCH_ROUNDS['cuda'][1]} on CUDA, {BENCH_ROUNDS['cpu'][1]} on the CPU).")
 @click.option("--e2e", type=click.Path(path_type=Path), metavar="VIDEO", help="Also convert VIDEO (output discarded): output frames/s and decode/model/encode shares.")
-@click.option("--factor", type=click.IntRange(min=2), default=default(BenchOptions, "factor"), show_default=True, help="Frame-rate factor of the --e2e run.")
+@click.option("--factor", type=click.IntRange(2, MAX_FACTOR), default=default(BenchOptions, "factor"), show_default=True, help="Frame-rate factor of the --e2e run.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the figures here as JSON.")
 @engine_options(BENCH_ENGINE, all_backends=True)
 @verbosity("Only the table.")

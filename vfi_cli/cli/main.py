@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from vfi_cli import __version__
 from vfi_cli.cli.convert import info, interpolate
 from vfi_cli.cli.evaluate import bench, eval_command
+from vfi_cli.cli.options import interrupted
+from vfi_cli.cli.signals import deferred, install
 from vfi_cli.cli.train import export, train
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The ``vfi`` group: termination signals act as Ctrl-C from the start (:mod:`.signals`), and an
+    interruption outside a command's API call (while torch loads) still exits cleanly with 128 + the signal."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        install()
+        return super().main(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            if not {"-h", "--help"} & set(ctx.args):  # a command will run: load torch where a signal cannot abort it
+                with deferred():
+                    import torch  # noqa: F401
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            interrupted(exc)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vfi")
 def main() -> None:
     """vfi: raise a video's frame rate with the Zoom-In-to-Check interpolation network."""

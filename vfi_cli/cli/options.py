@@ -14,7 +14,8 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from vfi_cli.cli.output import Output
-from vfi_cli.config import BACKENDS, FLOW_SCALES, PRECISIONS, EngineOptions
+from vfi_cli.cli.signals import exit_status
+from vfi_cli.config import BACKENDS, FLOW_SCALES, MAX_THREADS, PRECISIONS, EngineOptions
 from vfi_cli.errors import VfiError
 from vfi_cli.units import parse_memory, parse_size
 
@@ -24,20 +25,30 @@ T = TypeVar("T")
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """One line on stderr, then exit: 1 for what went wrong, 2 for options that contradict each other."""
+    message = " ".join(line.strip() for line in message.splitlines() if line.strip())  # one line, whatever FFmpeg said
     click.echo(f"Error: {message}", err=True)
     sys.exit(code)
 
 
 def call(action: Callable[[], T]) -> T:
-    """Run a command's one API call: a :class:`VfiError` is one line and exit 1; Ctrl-C exits 130
-    with the interruption's own message (what was kept), else "nothing was written"."""
+    """Run a command's one API call: a :class:`VfiError` is one line and exit 1; Ctrl-C, SIGTERM,
+    SIGHUP and SIGQUIT (:mod:`.signals`) exit with 128 + the signal's number (130 for Ctrl-C) and
+    the interruption's own message (what was kept), else "nothing was written"."""
     try:
         return action()
     except VfiError as exc:
         fail(str(exc))
     except KeyboardInterrupt as exc:
+        interrupted(exc)
+
+
+def interrupted(exc: BaseException) -> NoReturn:
+    """Say what an interruption left (its message, else that nothing was written) and exit with its status."""
+    try:
         click.echo(str(exc) or "Interrupted: nothing was written.", err=True)
-        sys.exit(130)
+    except OSError:  # SIGHUP: the terminal is gone
+        pass
+    sys.exit(exit_status(exc))
 
 
 def verbosity(quiet_help: str | None = None) -> Callable[[F], F]:
@@ -91,7 +102,7 @@ def engine_options(defaults: EngineOptions, *, memory: bool = True, all_backends
         click.option("--backend", type=click.Choice(backends), default=defaults.backend, show_default=True,
                      help="How the network runs: PyTorch, or the optional ONNX Runtime / OpenVINO extras (CPU)"
                      + ("; all: time each installed one." if all_backends else ".")),
-        click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the model (default: PyTorch's choice)."),
+        click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for the model (default: PyTorch's choice)."),
     ]
     if memory:
         options += [

@@ -106,10 +106,10 @@ def _count_frames(path: Path) -> int:
     """
     import av
 
-    from vfi_cli.video.reader import holds_frame
+    from vfi_cli.video.reader import holds_frame, video_stream
 
     with av.open(str(path)) as container:
-        return sum(1 for packet in container.demux(container.streams.video[0]) if holds_frame(packet))
+        return sum(1 for packet in container.demux(video_stream(container)) if holds_frame(packet))
 
 
 def folder_triplets(

@@ -107,12 +107,14 @@ def convert_video(
     *,
     batch_size: int = 4,
     on_frame: Callable[[int], None] | None = None,
+    overwrite: bool = False,
 ) -> Summary:
     """Convert ``info.path`` to ``destination`` at the options' frame rate.
 
     Up to ``batch_size`` frames are synthesised per call of ``interpolator``. ``on_frame(n)`` is
     called from the encoder thread after each output frame is written. Input frames that could not
-    be decoded are counted in the summary and named in one logged warning.
+    be decoded are counted in the summary and named in one logged warning. ``overwrite`` lets the
+    output replace what was at ``destination`` when the run started, never what appears meanwhile.
     """
     started = time.perf_counter()
     rate_out = options.output_rate(info.rate)
@@ -138,9 +140,10 @@ def convert_video(
             frames.close()
 
     if is_folder_output(destination):
-        output: VideoWriter | PngFolderWriter = PngFolderWriter(destination, info)
+        output: VideoWriter | PngFolderWriter = PngFolderWriter(destination, info, overwrite=overwrite)
     else:
-        output = VideoWriter(destination, info, rate_out, options.encode, schedule.output_time_base(info.time_base))
+        output = VideoWriter(destination, info, rate_out, options.encode, schedule.output_time_base(info.time_base),
+                             overwrite=overwrite)
     with output as writer:
 
         def encode() -> None:

@@ -22,6 +22,8 @@ import numpy as np
 
 from vfi_cli.config import BENCH_ENGINE, BENCH_ROUNDS, BenchOptions, ConvertOptions, EngineOptions
 from vfi_cli.errors import VfiError
+from vfi_cli.files import check_output_file
+from vfi_cli.metrics import check_frame_size
 from vfi_cli.progress import SILENT, Progress
 from vfi_cli.results import LoadedModel
 
@@ -40,6 +42,12 @@ def benchmark(
 
     if options.json_path is not None and not options.json_path.parent.resolve().is_dir():
         raise VfiError(f"--json directory does not exist: {options.json_path.parent}")
+    if options.json_path is not None:
+        check_output_file(options.json_path, "--json")
+    try:
+        check_frame_size(options.size, "--size")
+    except ValueError as exc:
+        raise VfiError(str(exc)) from None
     if options.e2e is not None and not options.e2e.is_file():
         raise VfiError(f"--e2e video not found: {options.e2e}")
     model = load_model(weights, engine, random_if_missing=True)

@@ -22,7 +22,8 @@ from vfi_cli.datasets.base import TripletSource
 from vfi_cli.errors import VfiError
 from vfi_cli.evaluation.figures import psnr_plot, side_by_side
 from vfi_cli.evaluation.methods import BASELINES, Method, model_method
-from vfi_cli.metrics import measure
+from vfi_cli.files import check_output_file, check_output_folder
+from vfi_cli.metrics import SSIM_WINDOW, check_frame_size, measure
 from vfi_cli.progress import SILENT, Progress
 
 DEFINITIONS = {
@@ -56,7 +57,10 @@ def evaluate(
             started = time.perf_counter()
             outputs[name] = method(triplet.first, triplet.second)
             row["seconds"][name] = time.perf_counter() - started
-            row["metrics"][name] = measure(outputs[name], triplet.truth, {"all": None, **triplet.regions})
+            try:
+                row["metrics"][name] = measure(outputs[name], triplet.truth, {"all": None, **triplet.regions})
+            except ValueError as exc:  # frames smaller than SSIM's window, a mask of another size
+                raise VfiError(f"cannot score {triplet.name}: {exc}") from None
         rows.append(row)
         if save_dir is not None and number + len(source.skipped) in save_at:
             save_dir.mkdir(parents=True, exist_ok=True)
@@ -127,6 +131,12 @@ def evaluate_source(
         raise VfiError("--no-model needs --compare (e.g. --compare blend,repeat): there is nothing else to evaluate")
     if options.json_path is not None and not options.json_path.parent.resolve().is_dir():
         raise VfiError(f"--json directory does not exist: {options.json_path.parent}")
+    check_outputs(json_path=options.json_path, save_dir=options.save_dir)
+    if options.resize is not None:
+        try:
+            check_frame_size(options.resize, "--resize", smallest=SSIM_WINDOW)
+        except ValueError as exc:
+            raise VfiError(str(exc)) from None
     source = open_source(source_path, stride=options.stride, max_triplets=options.max_triplets, start_fraction=options.start_fraction,
                          resize=options.resize, split=options.split, trimap_widths=options.trimap_widths)
     methods: dict[str, Method] = {}
@@ -150,3 +160,11 @@ def evaluate_source(
     if options.json_path is not None:
         write_json(report, options.json_path)
     return report
+
+
+def check_outputs(json_path: Path | None = None, save_dir: Path | None = None) -> None:
+    """Refuse, before any work, a --json or --save-dir that could not be written at the end."""
+    if json_path is not None:
+        check_output_file(json_path, "--json")
+    if save_dir is not None:
+        check_output_folder(save_dir, "--save-dir")

@@ -27,12 +27,14 @@ def convert_file(
     source, destination = Path(source), Path(destination)
     check_paths(source, destination, overwrite, input_fps)
     info = probe(source) if input_fps is None else probe_images(source, input_fps)
+    rate_out = options.output_rate(info.rate)  # a rate out of bounds is refused before the model loads
     model = load_model(weights, engine)
     progress.status(
-        f"{source.name}: {info.width}x{info.height} {format_rate(info.rate)} fps -> {format_rate(options.output_rate(info.rate))} fps | "
+        f"{source.name}: {info.width}x{info.height} {format_rate(info.rate)} fps -> {format_rate(rate_out)} fps | "
         f"model {model.parameters / 1e6:.2f}M params on {model.device} ({str(model.dtype).removeprefix('torch.')})"
     )
     interpolator = FrameInterpolator.from_options(model, info.height, info.width, engine)
     progress.status(f"flow at scale {engine.flow_scale:g}; {interpolator.plan.describe()}")
     with progress.task("interpolating", expected_output_frames(info, options), unit="frames") as update:
-        return convert_video(info, destination, interpolator, options, batch_size=engine.batch_size, on_frame=update)
+        return convert_video(info, destination, interpolator, options, batch_size=engine.batch_size, on_frame=update,
+                             overwrite=overwrite)

@@ -4,11 +4,11 @@ the training recipe (every stage's command, steps, wall time and hardware, paren
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from vfi_cli.errors import VfiError
+from vfi_cli.files import read_json_object
 
 CARD_FORMAT = "vfi-weights-card/1"
 
@@ -19,18 +19,28 @@ def card_path(weights: Path) -> Path:
 
 
 def read_card(path: Path) -> dict[str, Any] | None:
-    """The card of the weights file ``path``, or None when it has none."""
+    """The card of the weights file ``path``, or None when it has none; a card that is not a JSON
+    object, or whose fields vfi reads have the wrong type, is a one-line error."""
     card_file = card_path(Path(path))
     if not card_file.is_file():
         return None
-    try:
-        return json.loads(card_file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise VfiError(f"unreadable weights card {card_file}: {exc}") from exc
+    card = read_json_object(card_file, f"weights card {card_file}")
+    for key, kind in (("sha256", str), ("config", dict), ("recipe", dict), ("metrics", dict)):
+        if key in card and not isinstance(card[key], kind):
+            raise VfiError(f"weights card {card_file}: {key!r} must be a JSON {'string' if kind is str else 'object'}")
+    return card
 
 
 def card_summary(card: dict[str, Any]) -> list[str]:
-    """The lines of a weights card a person reads first; the card file holds the rest."""
+    """The lines of a weights card a person reads first; the card file holds the rest. A hand-edited
+    card whose recipe or metrics are malformed gives one line saying so."""
+    try:
+        return _summary(card)
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return ["card: its recipe or metrics are malformed (not summarised)"]
+
+
+def _summary(card: dict[str, Any]) -> list[str]:
     recipe, lines = card.get("recipe") or {}, []
     if recipe.get("steps"):
         lines.append(f"trained: {_stage_cost(recipe)} on {'; '.join(recipe.get('hardware') or ['unrecorded hardware'])}")

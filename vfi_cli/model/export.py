@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from vfi_cli.errors import VfiError
+from vfi_cli.files import commit_output, identity
 from vfi_cli.model.network import Interpolator
 
 ONNX_OPSET = 17
@@ -35,8 +36,9 @@ class _RefinedFrame(nn.Module):
         return self.model(image1, image2, t, flow_scale=self.flow_scale).refined
 
 
-def export_onnx(model: Interpolator, path: Path, *, flow_scale: float = 1.0, opset: int = ONNX_OPSET) -> Path:
-    """Write ``model`` (float32, on the CPU) to ``path`` as ONNX; the file appears complete or not at all.
+def export_onnx(model: Interpolator, path: Path, *, flow_scale: float = 1.0, opset: int = ONNX_OPSET, overwrite: bool = True) -> Path:
+    """Write ``model`` (float32, on the CPU) to ``path`` as ONNX; the file appears complete or not at
+    all, and without ``overwrite`` never replaces one that appeared at ``path`` meanwhile.
 
     Raises:
         VfiError: the model has a classical flow prior, or ``opset`` is below 16.
@@ -62,7 +64,7 @@ def export_onnx(model: Interpolator, path: Path, *, flow_scale: float = 1.0, ops
                 wrapped, sample, str(partial), opset_version=opset, input_names=list(ONNX_INPUTS),
                 output_names=[ONNX_OUTPUT], dynamic_axes=axes, dynamo=False,
             )
-        os.replace(partial, path)
+        commit_output(partial, path, identity(path) if overwrite else None)
     finally:
         partial.unlink(missing_ok=True)
     return path

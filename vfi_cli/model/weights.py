@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save
 
 from vfi_cli.config import ModelConfig
-from vfi_cli.errors import MissingWeightsError, VfiError
+from vfi_cli.errors import MissingWeightsError, VfiError, first_line
+from vfi_cli.files import commit_output, identity, parse_json_object
 from vfi_cli.model.card import CARD_FORMAT, card_path, read_card
 from vfi_cli.model.network import Interpolator
 
@@ -57,8 +57,10 @@ def save_weights(
     recipe: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     dtype: torch.dtype = torch.float32,
+    overwrite: bool = True,
 ) -> dict[str, Any]:
-    """Write ``path`` and its card; returns the card. ``dtype=torch.float16`` halves the file."""
+    """Write ``path`` and its card; returns the card. ``dtype=torch.float16`` halves the file.
+    Without ``overwrite`` a file that appeared at ``path`` meanwhile is never replaced."""
     path = Path(path)
     tensors = {name: value.detach().to("cpu", dtype).contiguous() for name, value in model.state_dict().items()}
     # safetensors' save_file creates the file 0600; writing the bytes ourselves honours the umask, and
@@ -66,7 +68,7 @@ def save_weights(
     partial = path.with_name(path.name + ".partial")
     try:
         partial.write_bytes(save(tensors, metadata={"vfi_config": json.dumps(config.to_dict())}))
-        os.replace(partial, path)
+        commit_output(partial, path, identity(path) if overwrite else None)
     finally:
         partial.unlink(missing_ok=True)
     card = {
@@ -83,11 +85,26 @@ def save_weights(
     return card
 
 
+def model_config(data: Any, source: str) -> ModelConfig:
+    """The architecture described by ``data`` (weights metadata, a card, a run's config), checked for
+    types and sizes before anything is built; a one-line :class:`VfiError` naming ``source`` otherwise."""
+    try:
+        return ModelConfig.from_dict(data)
+    except (ValueError, TypeError) as exc:
+        raise VfiError(f"{source}: bad architecture config: {exc}") from None
+
+
+def check_finite(tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights holding NaN or infinite values: they would give black or garbage frames."""
+    for name, tensor in tensors.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise VfiError(f"{source} holds NaN or infinite values (in {name}); the model would produce broken frames")
+
+
 def load_weights(path: Path | None, device: torch.device | str = "cpu") -> tuple[Interpolator, dict[str, Any]]:
     """Build the model described by a weights file, load it on the CPU, then move it to ``device``.
 
-    ``path=None`` means the default shipped weights. The file's sha256 is checked against its card
-    when a card is present, so a truncated or swapped file is refused rather than run.
+    ``path=None`` means the default shipped weights. Everything is checked first (:func:`read_weights`).
     """
     if path is None:
         path = default_weights_path()
@@ -96,7 +113,20 @@ def load_weights(path: Path | None, device: torch.device | str = "cpu") -> tuple
                 f"no trained weights found ({DEFAULT_WEIGHTS_NAME} is in none of "
                 f"{', '.join(str(p) for p in weights_search_path())}); reinstall vfi or pass --weights PATH"
             )
-    path = Path(path)
+    config, tensors, card = read_weights(Path(path))
+    model = Interpolator.from_config(config)
+    try:
+        model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+    except RuntimeError as exc:
+        raise VfiError(f"weights file {path} does not fit its config: {first_line(exc)}") from exc
+    model.eval()
+    return model.to(device), card
+
+
+def read_weights(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, Any]]:
+    """A weights file's architecture, tensors and card (with ``config``), checked before anything is
+    built: the sha256 on its card (a truncated or swapped file is refused rather than run), the
+    config's types and sizes, and values that are all finite."""
     if not path.is_file():
         raise VfiError(f"weights file not found: {path}")
     card = read_card(path)
@@ -109,15 +139,10 @@ def load_weights(path: Path | None, device: torch.device | str = "cpu") -> tuple
     except (SafetensorError, OSError, ValueError) as exc:
         raise VfiError(f"not a safetensors weights file: {path} ({exc})") from exc
     if "vfi_config" in metadata:
-        config = ModelConfig.from_dict(json.loads(metadata["vfi_config"]))
+        config = model_config(parse_json_object(metadata["vfi_config"], f"the metadata of {path}"), f"weights file {path}")
     elif card is not None and "config" in card:
-        config = ModelConfig.from_dict(card["config"])
+        config = model_config(card["config"], f"weights card {card_path(path)}")
     else:
         raise VfiError(f"weights file {path} carries no architecture config (and has no card)")
-    model = Interpolator.from_config(config)
-    try:
-        model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
-    except RuntimeError as exc:
-        raise VfiError(f"weights file {path} does not fit its config: {str(exc).splitlines()[0]}") from exc
-    model.eval()
-    return model.to(device), card or {"config": config.to_dict()}
+    check_finite(tensors, f"weights file {path}")
+    return config, tensors, {**(card or {}), "config": config.to_dict()}

@@ -7,11 +7,19 @@
 outputs, and, for a run started from weights, ``init_from.json`` (that file's sha256 and recipe,
 copied onto the cards of weights exported from the run). A run resumed from its checkpoint ends
 exactly as an uninterrupted one would.
+
+``--run-dir`` alone decides where a run reads and writes: the ``run_dir`` stored in a run's
+``config.json`` (relative to wherever the run was started) is replaced by the folder being resumed,
+and a cache folder stored inside the old run's folder is not followed out of the new one. A cache
+given with ``--cache-dir`` outside the run is shared on purpose (content-addressed, written
+atomically) and is kept. Every value of the config is checked for its type and range, so that a
+hand-edited or damaged ``config.json`` and options such as ``--lr nan`` stop with one line.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import math
 import os
 import random
 import sys
@@ -23,11 +31,23 @@ import numpy as np
 import torch
 
 from vfi_cli.config import TrainConfig
-from vfi_cli.errors import VfiError
+from vfi_cli.errors import VfiError, first_line
+from vfi_cli.files import read_json_object
 
 CHECKPOINT_FORMAT = "vfi-train-checkpoint/1"
-# What --resume may change: the run's length and how it logs, never what it learns.
-RESUME_OVERRIDABLE = {"steps", "epochs", "workers", "device", "log_every", "val_every", "checkpoint_every", "sample_every", "val_triplets"}
+_CHECKPOINT_KEYS = {"step", "epoch", "batch_in_epoch", "config", "model", "optimizer_g", "scheduler", "rng"}
+# What --resume may change: the run's length, how it logs and where its shared cache is, never what it learns.
+RESUME_OVERRIDABLE = {"steps", "epochs", "workers", "device", "log_every", "val_every", "checkpoint_every", "sample_every", "val_triplets",
+                      "cache_dir"}
+# Numbers of a run's configuration that must be above zero, or at least zero; the rest need only be finite.
+_POSITIVE = {"lr", "d_lr", "lr_decay", "train_scale", "crop", "batch_size", "steps", "epochs", "lr_decay_epochs",
+             "num_rois", "roi_size", "d_steps", "d_channels", "noise_decay_steps", "teacher_decay_steps", "clip_starts",
+             "log_every", "val_every", "checkpoint_every", "sample_every"}
+_NON_NEGATIVE = {"lr_floor", "real_noise", "workers", "val_triplets", "seed"}
+_AT_MOST_ONE = {"lr_decay", "real_noise"}
+# Sizes that allocate memory in proportion (a crop of 65536 is 200 GB a batch, 100000 discriminator channels 1 TB).
+_AT_MOST = {"crop": 4096, "batch_size": 4096, "num_rois": 1024, "roi_size": 1024, "d_channels": 1024, "d_steps": 100,
+            "workers": 64, "seed": 2**31 - 1}
 
 
 @dataclass(frozen=True)
@@ -73,22 +93,114 @@ def command_line() -> str:
 
 def resolve_config(run_dir: Path, resume: bool, given: dict[str, Any]) -> TrainConfig:
     """The run's configuration: the options ``given`` (TrainConfig fields) over the defaults, or
-    over the saved config on ``resume``, where only :data:`RESUME_OVERRIDABLE` may change."""
+    over the saved config on ``resume``, where only :data:`RESUME_OVERRIDABLE` may change. Every
+    value is checked (:func:`check_config_values`) before anything is built."""
     given = {k: v for k, v in given.items() if v is not None}
+    if "cache_dir" in given:
+        given["cache_dir"] = os.path.abspath(given["cache_dir"])  # so that resuming from another folder finds it
     if resume:
-        saved_path = RunDirectory(run_dir).config
-        if not saved_path.exists():
-            raise VfiError(f"nothing to resume: {saved_path} is missing")
-        saved = json.loads(saved_path.read_text())
+        saved = read_run_config(run_dir, cache_dir=given.get("cache_dir"))
         changed = sorted(k for k, v in given.items() if k not in RESUME_OVERRIDABLE and saved.get(k) != v)
         if changed:
             raise VfiError(f"--resume keeps the run's settings; cannot change {', '.join(changed)}")
         if "steps" in given or "epochs" in given:
             saved["steps"], saved["epochs"] = given.get("steps"), given.get("epochs")
         saved.update({k: v for k, v in given.items() if k in RESUME_OVERRIDABLE and k not in ("steps", "epochs")})
-        saved["command"] = (saved.get("command", "") + " ; " + command_line()).strip(" ;")
-        return TrainConfig.from_dict(saved)
-    return TrainConfig(run_dir=str(run_dir), command=command_line(), **given)
+        saved["command"] = (str(saved.get("command", "")) + " ; " + command_line()).strip(" ;")
+        try:
+            config = TrainConfig.from_dict(saved)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise VfiError(f"{RunDirectory(run_dir).config} is not a valid run configuration: {exc}") from None
+    else:
+        config = TrainConfig(run_dir=str(run_dir), command=command_line(), **given)
+    check_config_values(config)
+    return config
+
+
+def read_run_config(run_dir: Path, cache_dir: str | None = None) -> dict[str, Any]:
+    """The saved configuration of the run in ``run_dir``, made to read and write only there.
+
+    ``cache_dir`` is a ``--cache-dir`` given on resume (it replaces the saved one).
+    """
+    path = RunDirectory(Path(run_dir)).config
+    if not path.exists():
+        raise VfiError(f"nothing to resume: {path} is missing")
+    saved = read_json_object(path, f"the run's configuration {path}")
+    stored_run = saved.get("run_dir")
+    saved["run_dir"] = str(run_dir)
+    stored_cache = saved.get("cache_dir")
+    if cache_dir is not None:
+        saved["cache_dir"] = cache_dir
+    elif stored_cache is not None and not _shared_cache(stored_cache, stored_run, run_dir):
+        saved["cache_dir"] = None  # the run's own cache: RUN_DIR/cache of the folder resumed
+    return saved
+
+
+def _shared_cache(cache: Any, stored_run: Any, run_dir: Path) -> bool:
+    """Whether a stored cache folder is one the user shares between runs on purpose: an absolute
+    path that lies neither in the folder the run was started in nor in the one resumed.
+
+    A run started as ``--run-dir A`` (relative) stored no more than ``A``: its cache counts as the
+    run's own when the cache's path runs through a folder of that name (``/somewhere/A/cache``).
+    """
+    if not isinstance(cache, str) or not os.path.isabs(cache):
+        return False
+    parts = Path(os.path.normpath(cache)).parts
+    for run in (stored_run, os.path.abspath(run_dir)):
+        if not isinstance(run, str):
+            continue
+        run_parts = Path(os.path.normpath(run)).parts
+        if os.path.isabs(run):
+            if parts[: len(run_parts)] == run_parts:
+                return False
+        elif run_parts in (parts[i : i + len(run_parts)] for i in range(len(parts))) or not run_parts or run_parts == (".",):
+            return False
+    return True
+
+
+def check_config_values(config: TrainConfig) -> None:
+    """Refuse, with one line, a training config whose values have the wrong type or range
+    (``--lr nan``, a negative batch size in a hand-edited ``config.json`` ...)."""
+    for spec in dataclasses.fields(config):
+        value = getattr(config, spec.name)
+        kind = str(spec.type).replace(" ", "")
+        if kind.endswith("|None"):
+            if value is None:
+                continue
+            kind = kind.removesuffix("|None")
+        _check_value(spec.name, kind, value)
+    for spec in dataclasses.fields(config.losses):
+        weight = getattr(config.losses, spec.name)
+        _check_value(f"loss weight {spec.name}", "float", weight)
+        if weight < 0:
+            raise VfiError(f"loss weight {spec.name} must not be negative, got {weight}")
+    betas = config.betas
+    if len(betas) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas):
+        raise VfiError(f"betas must be two numbers in [0, 1), got {betas!r}")
+
+
+def _check_value(name: str, kind: str, value: Any) -> None:
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    expected = {"str": (str, "text"), "bool": (bool, "true or false"), "list": (list, "a list of objects"), "dict": (dict, "an object")}
+    kind = kind.split("[")[0]
+    if kind in expected:
+        if not isinstance(value, expected[kind][0]) or (kind == "list" and not all(isinstance(item, dict) for item in value)):
+            raise VfiError(f"{name} must be {expected[kind][1]}, got {shown}")
+        return
+    if kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+        raise VfiError(f"{name} must be a finite number, got {shown}")
+    if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+        raise VfiError(f"{name} must be a whole number, got {shown}")
+    if kind not in ("float", "int"):
+        return
+    if name in _POSITIVE and value <= 0:
+        raise VfiError(f"{name} must be above zero, got {shown}")
+    if name in _NON_NEGATIVE and value < 0:
+        raise VfiError(f"{name} must not be negative, got {shown}")
+    if name in _AT_MOST_ONE and value > 1:
+        raise VfiError(f"{name} must be at most 1, got {shown}")
+    if name in _AT_MOST and value > _AT_MOST[name]:
+        raise VfiError(f"{name} must be at most {_AT_MOST[name]}, got {shown}")
 
 
 def load_initial_weights(model: torch.nn.Module, path: Path) -> dict[str, Any]:
@@ -145,7 +257,10 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line answer
-        raise VfiError(f"unreadable checkpoint {path}: {str(exc).splitlines()[0]}") from exc
+        raise VfiError(f"unreadable checkpoint {path}: {first_line(exc)}") from exc
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise VfiError(f"{path} is not a vfi training checkpoint")
+    missing = sorted(_CHECKPOINT_KEYS - checkpoint.keys())
+    if missing or not isinstance(checkpoint.get("config"), dict) or not isinstance(checkpoint.get("model"), dict):
+        raise VfiError(f"checkpoint {path} is incomplete (missing {', '.join(missing) or 'a valid config or model'})")
     return checkpoint

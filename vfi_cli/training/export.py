@@ -9,10 +9,10 @@ from typing import Any
 
 import torch
 
-from vfi_cli.config import ModelConfig
-from vfi_cli.errors import VfiError
+from vfi_cli.errors import VfiError, first_line
+from vfi_cli.files import check_output_file, read_json_object
 from vfi_cli.model.network import Interpolator
-from vfi_cli.model.weights import save_weights
+from vfi_cli.model.weights import check_finite, model_config, save_weights
 from vfi_cli.training.checkpoint import RunDirectory, load_checkpoint
 
 
@@ -35,15 +35,21 @@ def run_history(metrics_file: Path) -> dict[str, Any]:
 
 
 def export_checkpoint(
-    checkpoint_path: Path, destination: Path, half: bool = False, metrics: dict[str, Any] | None = None
+    checkpoint_path: Path, destination: Path, half: bool = False, metrics: dict[str, Any] | None = None, overwrite: bool = True,
 ) -> dict[str, Any]:
     """Write a checkpoint's generator as ``vfi interpolate`` weights, with a card naming the recipe,
     the training time and hardware (from the run's log when it sits beside the checkpoint), and
-    the last training metrics plus any given ``metrics`` (e.g. evaluation tables)."""
+    the last training metrics plus any given ``metrics`` (e.g. evaluation tables). Its architecture
+    and values are checked first (no NaN or infinite weights); without ``overwrite`` a file that
+    appeared at ``destination`` meanwhile is never replaced."""
     checkpoint = load_checkpoint(checkpoint_path)
-    config = ModelConfig.from_dict(checkpoint["config"]["model"])
+    config = model_config(checkpoint["config"].get("model"), f"checkpoint {checkpoint_path}")
+    check_finite(checkpoint["model"], f"checkpoint {checkpoint_path}")
     model = Interpolator.from_config(config)
-    model.load_state_dict(checkpoint["model"])
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as exc:
+        raise VfiError(f"checkpoint {checkpoint_path} does not fit its config: {first_line(exc)}") from None
     recipe = {
         "command": checkpoint["config"].get("command", ""),
         "steps": checkpoint["step"],
@@ -54,10 +60,10 @@ def export_checkpoint(
     if run.metrics.is_file():
         recipe.update(run_history(run.metrics))
     if run.init_from.is_file():
-        recipe["init_from"] = json.loads(run.init_from.read_text())
+        recipe["init_from"] = read_json_object(run.init_from)
     return save_weights(
         model, config, destination, recipe=recipe, metrics={"training": checkpoint.get("last_metrics", {}), **(metrics or {})},
-        dtype=torch.float16 if half else torch.float32,
+        dtype=torch.float16 if half else torch.float32, overwrite=overwrite,
     )
 
 
@@ -72,12 +78,7 @@ def export_weights(
         raise VfiError(f"output exists: {destination} (pass --overwrite to replace it)")
     if not destination.parent.resolve().is_dir():
         raise VfiError(f"output directory does not exist: {destination.parent}")
+    check_output_file(destination, "OUT", overwrite=overwrite)
     if isinstance(metrics, (str, Path)):
-        source = metrics
-        try:
-            metrics = json.loads(Path(source).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise VfiError(f"cannot read --metrics {source}: {exc}") from None
-        if not isinstance(metrics, dict):
-            raise VfiError(f"--metrics {source} must hold a JSON object")
-    return export_checkpoint(checkpoint, destination, half=half, metrics=metrics)
+        metrics = read_json_object(Path(metrics), f"--metrics {metrics}")
+    return export_checkpoint(checkpoint, destination, half=half, metrics=metrics, overwrite=overwrite)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vfi_cli.errors import VfiError
+from vfi_cli.errors import VfiError, first_line
 from vfi_cli.pretrained import MASKRCNN, load_pretrained
 
 MASKRCNN_FILE = MASKRCNN.filename
@@ -125,7 +125,7 @@ class MaskRCNNProposer:
         try:
             model.load_state_dict(state)
         except (RuntimeError, TypeError, AttributeError) as exc:
-            raise VfiError(f"{self.source} is not a torchvision maskrcnn_resnet50_fpn state dict: {str(exc).splitlines()[0]}") from None
+            raise VfiError(f"{self.source} is not a torchvision maskrcnn_resnet50_fpn state dict: {first_line(exc)}") from None
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
         log.info("region proposals: %s", self.source)

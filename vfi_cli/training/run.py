@@ -4,13 +4,14 @@ network teacher's cache, train, export. What it has to say goes to a :class:`~vf
 from __future__ import annotations
 
 import dataclasses
-import json
+import signal
 from pathlib import Path
 from typing import Any
 
 from vfi_cli.config import LossWeights, ModelConfig
 from vfi_cli.datasets.base import DataSpec
 from vfi_cli.errors import Interrupted, VfiError
+from vfi_cli.files import check_output_file, check_output_folder, read_json_object
 from vfi_cli.progress import SILENT, Progress
 from vfi_cli.results import TrainResult
 from vfi_cli.training.checkpoint import RunDirectory, resolve_config
@@ -22,20 +23,27 @@ def run_training(
 ) -> TrainResult | None:
     """Train the run in ``run_dir`` with ``options`` (:class:`~vfi_cli.config.TrainConfig` fields);
     see :func:`vfi_cli.api.train` for the arguments. Returns None with ``prepare_only``."""
+    check_output_folder(Path(run_dir), "--run-dir")  # before any work: the run must be able to write there
+    if export is not None:
+        check_output_file(Path(export), "--export")
     try:
         return _run(Path(run_dir), resume, export, prepare_only, progress, _given(options, resume))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP/SIGQUIT from the command line: the trainer saved the run
         raise Interrupted(
-            f"Interrupted: the run is saved in {RunDirectory(Path(run_dir)).checkpoint}; continue it with --resume."
+            f"Interrupted: the run is saved in {RunDirectory(Path(run_dir)).checkpoint}; continue it with --resume.",
+            getattr(exc, "signum", signal.SIGINT),
         ) from None
 
 
 def _run(run_dir: Path, resume: bool, export: Path | None, prepare_only: bool, progress: Progress,
          given: dict[str, Any]) -> TrainResult | None:
     from vfi_cli.training.export import export_checkpoint
+    from vfi_cli.training.teachers import TeacherSpec
     from vfi_cli.training.trainer import Trainer
 
     config = resolve_config(run_dir, resume, given)
+    if config.flow_teacher:
+        TeacherSpec.parse(config.flow_teacher).check()
     trainer = Trainer(config, resume=resume)
     report = progress if trainer.env.main else SILENT
     try:
@@ -71,17 +79,17 @@ def _given(options: dict[str, Any], resume: bool) -> dict[str, Any]:
     if isinstance(model, ModelConfig):
         given["model"] = model.to_dict()
     elif isinstance(model, str):  # a JSON file of a ModelConfig, or a weights card
+        described = read_json_object(Path(model), f"--model-config {model}")
+        if isinstance(described.get("config"), dict):  # a weights card
+            described = described["config"]
         try:
-            described = json.loads(Path(model).read_text())
-            if isinstance(described, dict) and isinstance(described.get("config"), dict):
-                described = described["config"]
             given["model"] = ModelConfig.from_dict(described).to_dict()
-        except (OSError, ValueError, TypeError) as exc:
-            raise VfiError(f"bad --model-config {model}: {exc}") from exc
+        except (ValueError, TypeError) as exc:
+            raise VfiError(f"bad --model-config {model}: {exc}") from None
     if given.get("init_weights") and "model" not in given and not resume:
-        from vfi_cli.model.weights import load_weights
+        from vfi_cli.model.weights import read_weights
 
-        given["model"] = ModelConfig.from_dict(load_weights(Path(given["init_weights"]))[1]["config"]).to_dict()
+        given["model"] = read_weights(Path(given["init_weights"]))[0].to_dict()  # checked, nothing built
     losses = given.get("losses")
     if isinstance(losses, LossWeights):
         given["losses"] = dataclasses.asdict(losses)

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from vfi_cli.backends.eager import device_name
 from vfi_cli.config import ModelConfig, TrainConfig
 from vfi_cli.datasets.base import DataSpec
-from vfi_cli.errors import VfiError
+from vfi_cli.errors import VfiError, first_line
 from vfi_cli.metrics import psnr, ssim
 from vfi_cli.model.features import init_from_resnet18, load_resnet18_state
 from vfi_cli.model.network import Interpolator
@@ -119,7 +119,10 @@ class Trainer:
         self.batch_in_epoch = 0
         self.last_metrics: dict[str, float] = {}
         if checkpoint is not None:
-            self._restore(checkpoint)
+            try:
+                self._restore(checkpoint)
+            except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as exc:
+                raise VfiError(f"{self.run.checkpoint} does not fit this run: {first_line(exc)}") from None
         self.model = wrap(self.model, self.env)
         if self.discriminator is not None:
             self.discriminator = wrap(self.discriminator, self.env)

@@ -30,6 +30,14 @@ def bit_depth(pix_fmt: str) -> int:
     return max(component.bits for component in av.VideoFormat(pix_fmt).components)
 
 
+def has_alpha(pix_fmt: str) -> bool:
+    """Whether a pixel format carries transparency (yuva420p, rgba, gbrap, ya8 ...)."""
+    try:
+        return len(av.VideoFormat(pix_fmt).components) in (2, 4)
+    except ValueError:
+        return False
+
+
 def rgb_format(pix_fmt: str) -> str:
     """The RGB format that holds ``pix_fmt`` without losing precision: rgb24 or rgb48le."""
     return "rgb24" if bit_depth(pix_fmt) <= 8 else "rgb48le"

@@ -6,6 +6,7 @@ Images are sRGB: 8-bit images give 8-bit RGB, 16-bit PNG/TIFF give 16-bit RGB. O
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -17,10 +18,12 @@ import av
 import numpy as np
 
 from vfi_cli.errors import VideoError
-from vfi_cli.video.color import ColorInfo, bit_depth
+from vfi_cli.files import commit_output, hold, identity, release, remove_stale_partials
+from vfi_cli.video.color import ColorInfo, bit_depth, has_alpha
 from vfi_cli.video.reader import DecodedFrame, VideoInfo
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+log = logging.getLogger(__name__)
 _NUMBER = re.compile(r"(\d+)(?!.*\d)")  # the last run of digits in a name
 
 
@@ -35,6 +38,8 @@ def numbered_images(folder: Path) -> list[Path]:
     for path in folder.iterdir():
         if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith("."):
             continue
+        if not path.is_file():  # a folder, a FIFO or a device named like an image: reading it fails or blocks
+            raise VideoError(f"{path.name} in {folder} is not a regular file")
         match = _NUMBER.search(path.stem)
         if match is None:
             raise VideoError(f"{path.name} in {folder} has no frame number in its name")
@@ -46,16 +51,22 @@ def numbered_images(folder: Path) -> list[Path]:
     return [path for _, _, path in found]
 
 
-def _load(path: Path) -> np.ndarray:
+def _load(path: Path, warn_alpha: bool = False) -> np.ndarray:
     """An image as ``[H,W,3]`` RGB, uint8 or uint16 (grey is spread to three channels, alpha dropped)."""
     import cv2
 
-    data = np.fromfile(path, dtype=np.uint8)  # cv2.imread cannot report why it failed
+    try:
+        data = np.fromfile(path, dtype=np.uint8)  # cv2.imread cannot report why it failed
+    except OSError as exc:
+        raise VideoError(f"cannot read {path}: {exc.strerror or exc}") from None
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None or image.dtype not in (np.uint8, np.uint16):
         raise VideoError(f"cannot read {path} as an 8- or 16-bit image")
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
+    elif image.shape[2] == 4 and warn_alpha and (image[..., 3] != np.iinfo(image.dtype).max).any():
+        log.warning("the transparency of %s is dropped: vfi interpolates colour only, so every output frame is opaque",
+                    path.name)
     return np.ascontiguousarray(image[..., 2::-1])  # BGR(A) -> RGB
 
 
@@ -64,7 +75,7 @@ def probe_images(folder: Path, rate: Fraction) -> VideoInfo:
     images = numbered_images(folder)
     if not images:
         raise VideoError(f"no numbered images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
-    first = _load(images[0])
+    first = _load(images[0], warn_alpha=True)
     height, width = first.shape[:2]
     rate = Fraction(rate)
     return VideoInfo(
@@ -123,23 +134,36 @@ class PngFolderWriter:
 
     takes_rgb = True
 
-    def __init__(self, destination: Path, source: VideoInfo) -> None:
+    def __init__(self, destination: Path, source: VideoInfo, overwrite: bool = False) -> None:
         self.destination = Path(destination)
         self.temporary = self.destination.with_name(f".{self.destination.name}.vfi-partial-{os.getpid()}")
         self.pix_fmt = "rgb48le" if bit_depth(source.pix_fmt) > 8 else "rgb24"
         self.frames_written = 0
         self._committed = False
+        self._held: int | None = None
+        # An empty folder there may be filled; one holding PNGs replaced only with --overwrite (check_folder_output).
+        self._replaces = identity(self.destination)
+        if self._replaces is not None:
+            check_folder_output(self.destination, overwrite)
+        if has_alpha(source.pix_fmt):
+            log.warning("the input's transparency (%s) is dropped: synthesised frames have none, so every PNG is opaque",
+                        source.pix_fmt)
 
     def __enter__(self) -> PngFolderWriter:
+        for prefix in (f".{self.destination.name}.vfi-partial-", f".{self.destination.name}.vfi-old-"):
+            for name in remove_stale_partials(self.destination.parent, prefix, ""):
+                log.warning("removed %s, left by an earlier run for %s that was killed", name, self.destination.name)
         try:
             self.temporary.mkdir()
         except OSError as exc:
             raise VideoError(f"cannot create {self.destination}: {exc.strerror}") from exc
+        self._held = hold(self.temporary)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if not self._committed:
             shutil.rmtree(self.temporary, ignore_errors=True)
+        release(self._held)
 
     def write(self, rgb: np.ndarray, time: Fraction | None = None) -> None:
         """Write the next frame (``time`` is not stored: a PNG folder has no timing)."""
@@ -159,12 +183,7 @@ class PngFolderWriter:
         self.frames_written += 1
 
     def commit(self) -> None:
-        """Move the finished folder into place (replacing an empty or PNG-only OUT; see :func:`check_folder_output`)."""
-        old = None
-        if self.destination.exists():
-            old = self.destination.with_name(f".{self.destination.name}.vfi-old-{os.getpid()}")
-            os.replace(self.destination, old)
-        os.replace(self.temporary, self.destination)
+        """Move the finished folder into place (replacing an empty or PNG-only OUT that was there when
+        the run started; see :func:`check_folder_output`), never over one that appeared meanwhile."""
+        commit_output(self.temporary, self.destination, self._replaces)
         self._committed = True
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)

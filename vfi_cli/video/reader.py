@@ -56,6 +56,15 @@ def holds_frame(packet: av.Packet) -> bool:
     return packet.size > 0 and not packet.is_discard
 
 
+def video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
+    """The video stream vfi converts: the first that is not an attached picture (the cover art of
+    an mp3 or m4a, a poster frame), which demuxers list as a video stream of a single frame."""
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    return None
+
+
 def _open(path: Path) -> av.container.InputContainer:
     try:
         return av.open(local_url(path), mode="r")
@@ -67,9 +76,10 @@ def probe(path: Path) -> VideoInfo:
     """Read the header and the first frame; raises :class:`VideoError` for anything that is not a video."""
     path = Path(path)
     with _open(path) as container:
-        if not container.streams.video:
-            raise VideoError(f"{path} has no video stream")
-        stream = container.streams.video[0]
+        stream = video_stream(container)
+        if stream is None:
+            pictures = " (only a cover picture, which is not video)" if container.streams.video else ""
+            raise VideoError(f"{path} has no video stream{pictures}")
         if stream.codec_context is None:  # decoding such a stream crashes FFmpeg (PyAV issue 2344)
             raise VideoError(f"{path} is damaged or cut off: its video stream has no codec parameters")
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -130,7 +140,8 @@ class FrameReader:
     def __iter__(self) -> Iterator[DecodedFrame]:
         info = self.info
         with _open(info.path) as container:
-            stream = container.streams.video[0]
+            stream = video_stream(container)
+            assert stream is not None  # probe() found it
             stream.thread_type = "AUTO"
             packets = 0
             try:

@@ -1,11 +1,14 @@
 """Everything of the input besides the converted video: audio, subtitle and data streams, chapters,
 metadata and the rotation, carried into the output.
 
-A stream is copied packet for packet when the output container takes it; whether it does is found
-by a trial mux into memory (header, a few packets, trailer), because some refusals, such as PCM
-audio in MP4, come only when the file is closed. Audio the container refuses is re-encoded (AAC
-where the container takes it) and the user is told; other streams it refuses are left out with a
-warning. Copied packets keep their timestamps, so audio stays exactly where it was against the
+A stream is copied packet for packet when the output container really holds it: players must read
+that codec from that container (:data:`PLAYABLE_AUDIO`; FFmpeg's muxers take PCM into MP4 as ISO
+23003-5 'fpcm', which few players read), and a trial mux into memory (header, a few packets,
+trailer), read back, must give the same stream again. The trial finds refusals that come only when
+the file is closed, and streams a muxer silently turns into something else (PCM into MPEG-TS
+becomes an opaque data stream). Audio that fails is re-encoded (AAC where the container takes it)
+and the user is told; other streams that fail are left out with a warning. The finished file is
+checked the same way (:func:`check_output_streams`). Copied packets keep their timestamps, so audio stays exactly where it was against the
 video, which starts at the input's first frame time.
 """
 
@@ -23,7 +26,7 @@ import av
 
 from vfi_cli.errors import VideoError
 from vfi_cli.video import ffmpeg_message
-from vfi_cli.video.reader import local_url
+from vfi_cli.video.reader import local_url, video_stream
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +51,87 @@ def _describe(stream: av.stream.Stream) -> str:
     return f"{stream.type} stream #{stream.index} ({codec})"
 
 
-def _trial(format_name: str, stream: av.stream.Stream, packets: list[av.Packet]) -> str | None:
-    """Mux a copy of ``stream`` with a few of its packets into an in-memory file of ``format_name``:
-    None when that works, else FFmpeg's complaint."""
+# Audio codecs that players decode from each container (FFmpeg names). Containers not listed take
+# what their muxer accepts and the trial mux gives back (Matroska, MOV, AVI ...).
+_MP4_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "flac", "opus"})
+PLAYABLE_AUDIO: dict[str, frozenset[str]] = {
+    "mp4": _MP4_AUDIO,
+    "ipod": _MP4_AUDIO,  # .m4v, .m4a
+    "ismv": _MP4_AUDIO,
+    "3gp": frozenset({"aac", "amr_nb", "amr_wb"}),
+    "mpegts": frozenset({"aac", "mp3", "mp2", "ac3", "eac3", "opus", "dts", "truehd"}),
+    "webm": frozenset({"opus", "vorbis"}),
+}
+
+
+def codec_name(stream: av.stream.Stream) -> str:
+    """FFmpeg's name of the stream's codec (``mp3``, not the decoder's ``mp3float``); ``none`` if unknown."""
+    context = getattr(stream, "codec_context", None)
+    if context is None:
+        return "none"
     try:
-        with av.open(io.BytesIO(), mode="w", format=format_name) as trial:
+        return context.codec.canonical_name
+    except (AttributeError, ValueError):
+        return context.name or "none"
+
+
+def playable_copy(format_name: str, stream: av.stream.Stream, packets: list[av.Packet]) -> str | None:
+    """Whether a packet-for-packet copy of ``stream`` in a ``format_name`` file is really playable:
+    None when it is, else why not.
+
+    Audio must be a codec players read from that container (:data:`PLAYABLE_AUDIO`); then a copy
+    with a few of its ``packets`` is muxed into memory, and read back: the muxer must neither refuse
+    it (some refuse only when the file is closed) nor turn it into another kind of stream.
+    """
+    codec = codec_name(stream)
+    allowed = PLAYABLE_AUDIO.get(format_name)
+    if stream.type == "audio" and allowed is not None and codec not in allowed:
+        return f"few players decode {codec} audio from this container"
+    buffer = io.BytesIO()
+    try:
+        with av.open(buffer, mode="w", format=format_name) as trial:
             copy = trial.add_stream_from_template(stream)
             trial.start_encoding()
             for packet in packets:
                 packet.stream = copy
                 trial.mux(packet)
-    except (av.FFmpegError, ValueError) as exc:
+    except (av.FFmpegError, ValueError, AttributeError, NotImplementedError) as exc:
         return ffmpeg_message(exc) if isinstance(exc, av.FFmpegError) else str(exc)
+    found = _read_back(buffer, format_name)
+    if found is None:
+        return None  # a format that cannot be read back from memory: the muxer's acceptance stands
+    if (stream.type, codec) not in found:
+        shown = ", ".join(f"{kind} ({name})" for kind, name in found) or "nothing"
+        return f"it would be stored as {shown}"
     return None
+
+
+def _read_back(buffer: io.BytesIO, format_name: str) -> list[tuple[str, str]] | None:
+    """(kind, codec) of the streams in an in-memory file, read with the demuxer of ``format_name``
+    (a few packets are too few for FFmpeg to guess the format), or by probing where there is none."""
+    for demuxer in (format_name, None):
+        buffer.seek(0)
+        try:
+            with av.open(buffer, mode="r", format=demuxer) as back:
+                return [(s.type, codec_name(s)) for s in back.streams]
+        except (av.FFmpegError, ValueError):
+            continue
+    return None
+
+
+def check_output_streams(path: Path, expected: list[tuple[str, str]], label: str) -> None:
+    """The finished file at ``path`` must hold the streams (kind, codec) that were written into it,
+    in that order; raises :class:`VideoError` when the muxer turned one into something else."""
+    try:
+        with av.open(local_url(path)) as written:
+            found = [(s.type, codec_name(s)) for s in written.streams]
+    except av.FFmpegError as exc:
+        raise VideoError(f"the finished {label} file cannot be read back: {ffmpeg_message(exc)}") from exc
+    for (kind, codec), got in zip(expected, found):
+        if (kind, codec) != got:
+            raise VideoError(f"the {label} container stored the {kind} stream ({codec}) as {got[0]} ({got[1]}); try .mkv")
+    if len(found) < len(expected):
+        raise VideoError(f"the {label} container dropped {len(expected) - len(found)} of the streams written to it; try .mkv")
 
 
 def _sample_packets(path: Path, indices: set[int]) -> dict[int, list[av.Packet]]:
@@ -85,10 +156,11 @@ def _sample_packets(path: Path, indices: set[int]) -> dict[int, list[av.Packet]]
 def display_matrix(path: Path) -> list[int] | None:
     """The rotation/flip matrix of the input's first video stream (as its first frame carries it), if any."""
     with av.open(local_url(path)) as source:
-        if not source.streams.video:
+        stream = video_stream(source)
+        if stream is None:
             return None
         try:
-            frame = next(source.decode(source.streams.video[0]), None)
+            frame = next(source.decode(stream), None)
         except av.FFmpegError:
             return None
         if frame is None:
@@ -167,8 +239,9 @@ class OtherStreams:
     def _add_streams(self, video: av.video.stream.VideoStream) -> None:
         source, container, suffix = self._input, self._container, self._label
         container.metadata.update(kept_metadata(source.metadata))
-        if source.streams.video:
-            video.metadata.update(kept_metadata(source.streams.video[0].metadata))
+        converted = video_stream(source)
+        if converted is not None:
+            video.metadata.update(kept_metadata(converted.metadata))
         matrix = display_matrix(self.path)
         if matrix is not None:
             video.set_display_matrix(matrix)
@@ -180,15 +253,18 @@ class OtherStreams:
         for stream in others:
             if stream.type == "data" and "timecode" in stream.metadata:
                 continue  # a timecode track: the muxer writes it again from the video's timecode tag
-            refusal = _trial(container.format.name, stream, samples[stream.index])
+            refusal = playable_copy(container.format.name, stream, samples[stream.index])
             if refusal is None:
                 copy = container.add_stream_from_template(stream)
                 copy.metadata.update(kept_metadata(stream.metadata))
                 copy.disposition = stream.disposition
                 self._copies[stream.index] = copy
                 log.info("%s copied packet for packet", _describe(stream))
+            elif stream.type == "audio" and self._audio_encoder() is None:  # GIF, Y4M, raw H.264: no audio at all
+                log.warning("%s is left out: %s files hold no audio; use .mp4 or .mkv to keep it", _describe(stream), suffix)
             elif stream.type == "audio":
                 codec = self._audio_encoder()
+                assert codec is not None
                 try:
                     self._encoders[stream.index] = _AudioReencoder(stream, container, codec)
                 except (av.FFmpegError, ValueError) as exc:
@@ -199,16 +275,16 @@ class OtherStreams:
                 log.warning("%s cannot go into %s files (%s) and is left out; use .mkv to keep it",
                             _describe(stream), suffix, refusal)
         for stream in source.streams:
-            if stream.type == "attachment" or (stream.type == "video" and stream.index != source.streams.video[0].index):
+            if stream.type == "attachment" or (stream.type == "video" and (converted is None or stream.index != converted.index)):
                 log.warning("%s is not carried into the output", _describe(stream))
 
-    def _audio_encoder(self) -> str:
-        """AAC, or the first audio encoder this container takes (Opus for WebM)."""
+    def _audio_encoder(self) -> str | None:
+        """AAC, or the first audio encoder this container takes (Opus for WebM); None when it takes none."""
         supported = self._container.supported_codecs
         for name in _AUDIO_ENCODERS:
             if name in supported and name in av.codecs_available:
                 return name
-        return "aac"  # a muxer that does not list its codecs (MPEG-TS) takes AAC
+        return "aac" if not supported else None  # a muxer that does not list its codecs is tried with AAC
 
     def _refill(self) -> bool:
         """Read input packets until one or more output packets are ready; False at the end."""
@@ -230,6 +306,14 @@ class OtherStreams:
                 packet.stream = self._copies[index]
                 self._ready.append(packet)
         return bool(self._ready)
+
+    def expected(self) -> list[tuple[str, str]]:
+        """(kind, codec) of each stream added to the output, in the order they were added."""
+        added = {copy.index: (copy.type, codec_name(source)) for source, copy in
+                 ((self._input.streams[index], copy) for index, copy in self._copies.items())}
+        for encoder in self._encoders.values():
+            added[encoder.stream.index] = ("audio", codec_name(encoder.stream))
+        return [added[index] for index in sorted(added)]
 
     def mux_until(self, time: Fraction | None) -> None:
         """Mux the packets that start at or before ``time`` (absolute seconds; None: all the rest)."""

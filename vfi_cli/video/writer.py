@@ -2,27 +2,63 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 
 from vfi_cli.config import EncodeSettings
 from vfi_cli.errors import VideoError
+from vfi_cli.files import commit_output, hold, identity, release, remove_stale_partials
 from vfi_cli.video import ffmpeg_message
-from vfi_cli.video.color import bit_depth
+from vfi_cli.video.color import ColorInfo, bit_depth, convert_format, from_rgb, has_alpha
+from vfi_cli.video.encoders import encoder_options
 from vfi_cli.video.reader import VideoInfo, local_url
-from vfi_cli.video.streams import OtherStreams
+from vfi_cli.video.streams import OtherStreams, check_output_streams, codec_name
 
-# Encoders whose quality is set by CRF and speed by a named preset.
-_CRF_ENCODERS = {"libx264", "libx265", "libvpx-vp9", "libsvtav1", "libaom-av1"}
-_PRESET_ENCODERS = {"libx264", "libx265", "libsvtav1"}
+log = logging.getLogger(__name__)
+
+_AVFMT_NOTIMESTAMPS = 0x80
+_AVFMT_VARIABLE_FPS = 0x400
 
 
 def temporary_path(destination: Path) -> Path:
     """A hidden name beside the destination (same filesystem, so the final rename is atomic)."""
-    return destination.with_name(f".{destination.stem}.vfi-partial-{os.getpid()}{destination.suffix}")
+    return destination.with_name(f"{_partial_prefix(destination)}{os.getpid()}{destination.suffix}")
+
+
+def _partial_prefix(destination: Path) -> str:
+    return f".{destination.stem}.vfi-partial-"
+
+
+def remove_stale_temporaries(destination: Path) -> None:
+    """Remove what runs for the same OUT that were killed (SIGKILL, power loss) left, and say so."""
+    removed = remove_stale_partials(destination.parent, _partial_prefix(destination), destination.suffix)
+    for name in removed:
+        log.warning("removed %s, the partial output of an earlier run for %s that was killed", name, destination.name)
+
+
+def _producible(pix_fmt: str, source: VideoInfo) -> str | None:
+    """None when vfi can make frames of ``pix_fmt`` (synthesised from RGB, copied from the input's
+    format); else why not. Palette, bitstream and Bayer formats, for one, cannot be."""
+    try:
+        described = av.VideoFormat(pix_fmt)
+    except ValueError:
+        return "not a pixel format"
+    if described.has_palette or described.is_bit_stream or described.is_bayer or not described.components:
+        return "a palette, bitstream, Bayer or hardware format"
+    try:
+        color = ColorInfo()
+        from_rgb(np.zeros((2, 2, 3), np.uint8), pix_fmt, color)
+        if source.pix_fmt:
+            convert_format(av.VideoFrame(2, 2, source.pix_fmt), pix_fmt, color)
+    except (av.FFmpegError, ValueError, TypeError) as exc:
+        return f"conversion to it fails: {ffmpeg_message(exc)}"
+    return None
 
 
 def choose_pix_fmt(settings: EncodeSettings, source: VideoInfo) -> str:
@@ -36,14 +72,27 @@ def choose_pix_fmt(settings: EncodeSettings, source: VideoInfo) -> str:
     if settings.pix_fmt:
         if supported and settings.pix_fmt not in supported:
             raise VideoError(f"{settings.codec} cannot encode {settings.pix_fmt}; it takes {', '.join(supported)}")
+        reason = _producible(settings.pix_fmt, source)
+        if reason is not None:
+            raise VideoError(f"--pix-fmt {settings.pix_fmt} cannot be written by vfi ({reason}); choose e.g. yuv420p or yuv444p")
+        if has_alpha(settings.pix_fmt) and has_alpha(source.pix_fmt):
+            raise VideoError(
+                f"--pix-fmt {settings.pix_fmt} would keep the input's transparency on copied frames only (synthesised "
+                "frames are opaque, so it would flicker); choose a format without alpha"
+            )
         return settings.pix_fmt
     # The input's own format first; else one of the same bit depth; 4:4:4 where odd sizes rule out 4:2:0.
+    # Never one with alpha: synthesised frames have none, so transparency would flicker.
     odd = bool(source.width % 2 or source.height % 2)
     deep = ["yuv420p10le", "yuv444p10le"] if bit_depth(source.pix_fmt) > 8 else []
     for name in [source.pix_fmt, *deep, "yuv420p", "yuv444p"]:
-        if (not supported or name in supported) and not (odd and needs_even_size(name)):
+        if (not supported or name in supported) and not (odd and needs_even_size(name)) and not has_alpha(name):
+            if _producible(name, source) is None:
+                return name
+    for name in supported:
+        if not has_alpha(name) and not (odd and needs_even_size(name)) and _producible(name, source) is None:
             return name
-    return supported[0]
+    raise VideoError(f"{settings.codec} takes no pixel format vfi can write for this input; choose another --codec")
 
 
 def needs_even_size(pix_fmt: str) -> bool:
@@ -57,10 +106,12 @@ class VideoWriter:
 
     Use as a context manager and call :meth:`commit` on success: leaving the block without it
     (an error, Ctrl-C) removes the temporary file, so the destination is either complete or absent.
+    The final rename never replaces a file that appeared at the destination meanwhile, and replaces
+    one that was there before only with ``overwrite``.
     """
 
     def __init__(self, destination: Path, source: VideoInfo, rate: Fraction, settings: EncodeSettings,
-                 time_base: Fraction | None = None) -> None:
+                 time_base: Fraction | None = None, overwrite: bool = False) -> None:
         """``rate`` is the nominal output rate; ``time_base`` (default 1/rate) the tick on which every
         output time given to :meth:`write` falls (finer for variable-rate output)."""
         self.destination = Path(destination)
@@ -75,13 +126,23 @@ class VideoWriter:
                 "pass --pix-fmt yuv444p"
             )
         self.settings = settings
+        self.options = encoder_options(settings.codec, settings.crf, settings.preset)
+        self._replaces = identity(self.destination)
+        if self._replaces is not None and not overwrite:
+            raise VideoError(f"output exists: {self.destination} (pass --overwrite to replace it)")
+        if has_alpha(source.pix_fmt):
+            log.warning("the input's transparency (%s) is dropped: synthesised frames have none, so every output "
+                        "frame is opaque", source.pix_fmt)
         self.frames_written = 0
         self._container: av.container.OutputContainer | None = None
         self._stream: av.video.stream.VideoStream | None = None
         self._others: OtherStreams | None = None  # the input's audio, subtitles, data, chapters, tags
         self._committed = False
+        self._last_pts: int | None = None
+        self._held: int | None = None
 
     def __enter__(self) -> VideoWriter:
+        remove_stale_temporaries(self.destination)
         try:
             self._container = av.open(local_url(self.temporary), mode="w")
         except (av.FFmpegError, ValueError) as exc:
@@ -91,14 +152,17 @@ class VideoWriter:
                 "(name it with a video extension such as .mp4 or .mkv)"
             ) from exc
         try:
+            self._check_format()
             self._add_video_stream()
             if self.source.path.is_file():  # not a folder of images
                 assert self._stream is not None
                 self._others = OtherStreams(self.source.path, self._container, self._stream, self.destination.suffix)
             self._start()
+            self._held = hold(self.temporary)  # until the end: the next run for this OUT leaves the file alone
         except BaseException:
             self._close_quietly()
             self._remove_temporary()
+            release(self._held)
             raise
         return self
 
@@ -106,19 +170,51 @@ class VideoWriter:
         if not self._committed:
             self._close_quietly()
             self._remove_temporary()
+        release(self._held)
+
+    def _check_format(self) -> None:
+        """Refuse muxers that write no single file (numbered images, playlists, segments)."""
+        assert self._container is not None
+        container_format = self._container.format
+        if container_format.no_file:
+            raise VideoError(
+                f"cannot write {self.destination.name}: the {container_format.name} format writes many files or none, not "
+                "one video; name OUT with a video extension (.mp4, .mkv) or without one for a folder of PNGs"
+            )
+        if container_format.flags & _AVFMT_NOTIMESTAMPS and not container_format.name.startswith("mxf"):
+            raise VideoError(
+                f"cannot write {self.destination.name}: {self.destination.suffix or container_format.name} files are a bare "
+                "stream without timestamps or frame rate (players assume 25 fps); use .mp4 or .mkv"
+            )
+        if not container_format.flags & _AVFMT_VARIABLE_FPS:
+            # AVI, MPEG-PS, raw streams: the time base is the frame rate stated in the header, one tick per frame.
+            self.time_base = 1 / self.rate
 
     def _start(self) -> None:
         """Open the encoders and write the header now, so that a stream the container cannot hold
         is reported before any frame is decoded."""
-        assert self._container is not None
-        try:
-            self._container.start_encoding()
-        except (av.FFmpegError, ValueError) as exc:
+        assert self._container is not None and self._stream is not None
+        reason = _ffmpeg_call(self._stream.codec_context.open)
+        if reason is not None:
+            shown = " ".join(f"{key}={value}" for key, value in self.options.items()) or "no options"
+            raise VideoError(
+                f"the {self.settings.codec} encoder refused its settings ({self.pix_fmt}, {self.source.width}x"
+                f"{self.source.height}, {float(self.rate):g} fps, {shown}): {reason}"
+            )
+        reason = _ffmpeg_call(self._container.start_encoding)
+        if reason is not None:
             streams = ", ".join(f"{s.codec_context.name} {s.type}" for s in self._container.streams)
+            other = "" if self._container.format.name == "matroska" else "; try .mkv"
             raise VideoError(
                 f"cannot write {self.destination.name}: the {self.destination.suffix or 'chosen'} container refused "
-                f"the streams ({streams}): {ffmpeg_message(exc)}; try .mkv"
-            ) from exc
+                f"the streams ({streams}): {reason}{other}"
+            )
+        tick = Fraction(self._stream.time_base) if self._stream.time_base else self.time_base
+        if tick > 1 / self.rate:
+            raise VideoError(
+                f"{self.destination.suffix or 'these'} files store times in ticks of {tick} s, too coarse for "
+                f"{float(self.rate):g} fps (frames would share timestamps); use .mp4 or .mov"
+            )
 
     def _add_video_stream(self) -> None:
         assert self._container is not None
@@ -136,14 +232,7 @@ class VideoWriter:
         stream.codec_context.color_range = int(color.range_for(self.pix_fmt)) if color.color_range else 0
         stream.codec_context.color_primaries = color.color_primaries
         stream.codec_context.color_trc = color.color_trc
-        options = {}
-        if s.crf is not None and s.codec in _CRF_ENCODERS:
-            options["crf"] = str(s.crf)
-            if s.codec == "libvpx-vp9":
-                options["b"] = "0"
-        if s.preset is not None and s.codec in _PRESET_ENCODERS:
-            options["preset"] = s.preset
-        stream.options = options
+        stream.options = dict(self.options)
         self._stream = stream
 
     def write(self, frame: av.VideoFrame, time: Fraction | None = None) -> None:
@@ -156,6 +245,14 @@ class VideoWriter:
         frame.pts = round(time / self.time_base)
         frame.time_base = self.time_base
         frame.pict_type = av.video.frame.PictureType.NONE
+        tick = Fraction(self._stream.time_base) if self._stream.time_base else self.time_base
+        stored = round(time / tick)
+        if self._last_pts is not None and stored <= self._last_pts:
+            raise VideoError(
+                f"two output frames fall on one tick ({tick} s) of the {self.destination.suffix or 'output'} file's "
+                f"clock at {float(time):.6f} s; use .mp4, .mov or .mkv"
+            )
+        self._last_pts = stored
         try:
             packets = self._stream.encode(frame)
             if self._others is not None:
@@ -166,19 +263,22 @@ class VideoWriter:
         self.frames_written += 1
 
     def commit(self) -> None:
-        """Flush, close and move the finished file into place."""
+        """Flush, close, check and move the finished file into place."""
         assert self._container is not None and self._stream is not None
+        expected = [("video", codec_name(self._stream))]
         try:
             self._container.mux(self._stream.encode(None))
             if self._others is not None:
                 self._others.mux_until(None)
+                expected += self._others.expected()
             self._container.close()
         except av.FFmpegError as exc:
             raise VideoError(f"writing {self.destination.name} failed: {ffmpeg_message(exc)}") from exc
         finally:
             if self._others is not None:
                 self._others.close()
-        os.replace(self.temporary, self.destination)
+        check_output_streams(self.temporary, expected, self.destination.suffix or self._container.format.name)
+        commit_output(self.temporary, self.destination, self._replaces)
         self._committed = True
 
     def _close_quietly(self) -> None:
@@ -195,3 +295,22 @@ class VideoWriter:
             self.temporary.unlink()
         except FileNotFoundError:
             pass
+
+
+def _ffmpeg_call(call: Callable[[], object]) -> str | None:
+    """Run an FFmpeg step (open an encoder, write a header): None when it works, else its own reason
+    (the log line it wrote, such as 'MPEG-1/2 does not support 47/1 fps', which FFmpeg's error code
+    alone does not tell)."""
+    import av.logging
+
+    previous = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture() as logs:
+            call()
+    except (av.FFmpegError, ValueError) as exc:
+        said = [" ".join(str(message).split()) for level, _, message in logs if level <= av.logging.ERROR and str(message).strip()]
+        return said[-1] if said else ffmpeg_message(exc)
+    finally:
+        av.logging.set_level(previous)
+    return None

@@ -55,6 +55,14 @@ class TeacherSpec:
     def __str__(self) -> str:
         return self.kind if self.path is None else f"{self.kind}:{self.path}"
 
+    def check(self) -> None:
+        """Read and check a vfi teacher's weights (architecture, values) before anything is built:
+        the network itself is built only when a video triplet first needs it."""
+        if self.kind == "vfi":
+            from vfi_cli.model.weights import read_weights
+
+            read_weights(self.path)  # type: ignore[arg-type]
+
 
 class NetworkTeacher(Protocol):
     """What the data pipeline asks of a network teacher."""

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from vfi_cli.errors import VfiError
+from vfi_cli.errors import VfiError, first_line
 from vfi_cli.model.padding import Padder
 from vfi_cli.model.warp import backward_warp
 
@@ -108,7 +108,7 @@ def load_ifnet(path: Path) -> IFNet:
     try:
         network.load_state_dict(load_ifnet_state(path))
     except RuntimeError as error:
-        raise VfiError(f"{path} does not hold RIFE HDv3 weights: {str(error).splitlines()[0]}") from None
+        raise VfiError(f"{path} does not hold RIFE HDv3 weights: {first_line(error)}") from None
     network.eval().requires_grad_(False)
     return network
 
