@@ -224,3 +224,14 @@ def test_rife_teacher_teaches_only_the_middle_time(tmp_path: Path) -> None:
     assert out.shape == (8, 64, 192) and out.dtype == np.float32
     with pytest.raises(ValueError, match="t = 0.5 only"):
         teacher(first, middle, last, 0.25)
+
+
+def test_the_card_records_the_teacher_as_a_deviation_from_the_paper() -> None:
+    from vfi_cli.training.export import deviations
+
+    config = {"flow_teacher": "rife:/x/flownet.pkl", "model": {"flow_prior": "none", "flow_downsample": 2},
+              "perceptual_source": "offline:laplacian-pyramid-l1-5", "losses": {"mse": 0.0}, "cpu_amp": True}
+    found = deviations(config)
+    assert any("RIFE HDv3" in line and "teacher" in line for line in found)
+    assert any("1/2 resolution" in line for line in found) and any("Laplacian" in line for line in found)
+    assert deviations({"model": {}}) == []

