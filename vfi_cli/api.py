@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vfi_cli.config import BENCH_ENGINE, BenchOptions, ConvertOptions, EngineOptions, EvalOptions
-from vfi_cli.errors import VfiError
 from vfi_cli.progress import SILENT, Progress
 from vfi_cli.results import LoadedModel, Summary, TrainResult
 
@@ -120,9 +119,11 @@ def convert(
         The frame counts, rates, exact durations and wall time of the conversion.
 
     Raises:
-        VfiError: a missing or unreadable input, a refused output path, missing weights, a bad
-            device, an encoder failure (nothing is left behind).
-        KeyboardInterrupt: Ctrl-C (nothing is left behind).
+        VfiError: a missing or unreadable input, a refused output path, a target rate outside 1 fps
+            (or the input's rate, if lower) to 64x the input's, missing or malformed weights, a bad
+            device, an encoder failure, a file that appeared at ``destination`` meanwhile (nothing
+            is left behind, and that file is kept).
+        KeyboardInterrupt: Ctrl-C, or a termination signal the command line handles (nothing is left behind).
     """
     from vfi_cli.jobs.convert import convert_file
 
@@ -157,7 +158,8 @@ def train(
     Raises:
         VfiError: bad options, data or weights; a run already in ``run_dir`` (without ``resume``);
             a loss that is not finite (the message names the last good checkpoint).
-        Interrupted: Ctrl-C; a checkpoint was written, the message says where.
+        Interrupted: Ctrl-C (or SIGTERM, SIGHUP, SIGQUIT under the command line: ``signum``); a
+            checkpoint was written, the message says where.
     """
     from vfi_cli.training.run import run_training
 

@@ -248,20 +248,26 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def hold(path: Path) -> int | None:
-    """Mark a temporary output (file or folder) as in use for as long as the returned descriptor is
-    open (a shared ``flock``, released by the kernel when the process dies, whatever kills it)."""
+def _lock(path: Path, exclusive: bool) -> tuple[int | None, bool]:
+    """Open ``path`` and try a non-blocking ``flock`` on it: (the descriptor, None when it cannot be
+    opened or locks are not available here; whether the lock was taken)."""
     try:
         import fcntl
 
         handle = os.open(path, os.O_RDONLY)
     except (ImportError, OSError):
-        return None
+        return None, False
     try:
-        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(handle, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
     except OSError:
-        pass
-    return handle
+        return handle, False
+    return handle, True
+
+
+def hold(path: Path) -> int | None:
+    """Mark a temporary output (file or folder) as in use for as long as the returned descriptor is
+    open (a shared ``flock``, released by the kernel when the process dies, whatever kills it)."""
+    return _lock(path, exclusive=False)[0]
 
 
 def release(handle: int | None) -> None:
@@ -275,19 +281,9 @@ def release(handle: int | None) -> None:
 def _in_use(path: Path) -> bool:
     """Whether a live process holds ``path`` (see :func:`hold`); also one whose pid this process
     cannot see (another PID namespace sharing the folder)."""
-    try:
-        import fcntl
-
-        handle = os.open(path, os.O_RDONLY)
-    except (ImportError, OSError):
-        return False
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(handle)
-    return False
+    handle, locked = _lock(path, exclusive=True)
+    release(handle)
+    return handle is not None and not locked
 
 
 def remove_stale_partials(folder: Path, prefix: str, suffix: str) -> list[str]:
