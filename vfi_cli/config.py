@@ -7,6 +7,7 @@ maps its flags onto them (``--tile-overlap`` → :attr:`EngineOptions.tile_overl
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -125,12 +126,39 @@ BENCH_ENGINE = EngineOptions(batch_size=1)  # what `vfi bench` times unless told
 @dataclass(frozen=True)
 class EncodeSettings:
     """The output video's encoder: ``crf`` and ``preset`` apply to the encoders that take them;
-    ``pix_fmt`` None keeps the input's when the encoder takes it (else one of the same bit depth)."""
+    ``pix_fmt`` None keeps the input's when the encoder takes it (else one of the same bit depth).
+
+    ``options`` are passed to the encoder as given (FFmpeg's names: ``tune``, ``x265-params``,
+    ``svtav1-params`` ...), after and over ``crf`` and ``preset``; a dict or (key, value) pairs.
+    Parameter lists (keys ending in ``-params``, ``key=value:key=value``) given twice are merged,
+    the later value of a key winning. An option the encoder does not take is refused when it opens.
+    """
 
     codec: str = "libx264"
     crf: int | None = 18
     preset: str | None = "medium"
     pix_fmt: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        pairs = self.options.items() if isinstance(self.options, Mapping) else self.options
+        merged: dict[str, str] = {}
+        for key, value in pairs:
+            key, value = str(key).strip(), str(value)
+            if not key or "=" in key:
+                raise ValueError(f"encoder option names must be non-empty and without '=', got {key!r}")
+            merged[key] = merge_params(merged[key], value) if key.endswith("-params") and key in merged else value
+        object.__setattr__(self, "options", tuple(merged.items()))
+
+
+def merge_params(first: str, second: str) -> str:
+    """Two ``key=value:key=value`` parameter lists (x265-params, svtav1-params ...) as one; ``second``
+    wins where both set a key. Entries without '=' (flags) are kept once."""
+    entries: dict[str, str] = {}
+    for text in (first, second):
+        for entry in filter(None, text.split(":")):
+            entries[entry.split("=", 1)[0]] = entry
+    return ":".join(entries.values())
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from vfi_cli import api
-from vfi_cli.cli.options import call, engine_options, fail, verbosity, weights_option
+from vfi_cli.cli.options import call, engine_options, fail, key_values, verbosity, weights_option
 from vfi_cli.cli.output import Output
 from vfi_cli.config import ConvertOptions, EncodeSettings, EngineOptions, default
 from vfi_cli.results import Summary
@@ -26,6 +26,9 @@ from vfi_cli.units import format_rate, parse_rate
               help="Quality for CRF encoders (lower is better).")
 @click.option("--preset", default=default(EncodeSettings, "preset"), show_default=True, help="Encoder speed preset (x264/x265/SVT-AV1).")
 @click.option("--pix-fmt", help="Output pixel format (default: the input's, when the encoder takes it).")
+@click.option("--encoder-opt", "encoder_opts", multiple=True, metavar="KEY=VALUE", callback=key_values,
+              help="Pass an option to the encoder (repeatable; over --crf and --preset): tune=film, x265-params=aq-mode=3, "
+                   "svtav1-params=tune=0 ...")
 @click.option("--scene-threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help=f"Cut score above which a pair counts as a hard cut and is not interpolated (default {default(ConvertOptions, 'scene_threshold')}; "
                    "lower finds more cuts).")
@@ -35,7 +38,7 @@ from vfi_cli.units import format_rate, parse_rate
 @verbosity("No progress bar or summary.")
 def interpolate(
     source: Path, destination: Path, factor: int | None, fps_text: str | None, input_fps_text: str | None, weights: Path | None,
-    codec: str, crf: int, preset: str, pix_fmt: str | None, scene_threshold: float | None, no_scene_detect: bool,
+    codec: str, crf: int, preset: str, pix_fmt: str | None, encoder_opts: tuple[tuple[str, str], ...], scene_threshold: float | None, no_scene_detect: bool,
     overwrite: bool, engine: EngineOptions, output: Output,
 ) -> None:
     """Convert IN to a higher frame rate and write OUT (audio is copied)."""
@@ -49,7 +52,7 @@ def interpolate(
     except ValueError as exc:
         fail(str(exc), 2)
     threshold = None if no_scene_detect else scene_threshold if scene_threshold is not None else default(ConvertOptions, "scene_threshold")
-    options = ConvertOptions(factor=factor, fps=fps, encode=EncodeSettings(codec, crf, preset, pix_fmt), scene_threshold=threshold)
+    options = ConvertOptions(factor=factor, fps=fps, encode=EncodeSettings(codec, crf, preset, pix_fmt, encoder_opts), scene_threshold=threshold)
     summary = call(lambda: api.convert(source, destination, options, engine=engine, weights=weights, input_fps=input_fps,
                                        overwrite=overwrite, progress=output))
     output.status(summary_line(summary, scene_detect=not no_scene_detect))

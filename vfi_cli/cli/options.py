@@ -71,6 +71,17 @@ def size(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple
         raise click.BadParameter(str(exc)) from None
 
 
+def key_values(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """Repeated ``KEY=VALUE`` options -> ((key, value), ...), in the order given (the value may hold '=')."""
+    pairs = []
+    for text in value:
+        key, sep, rest = text.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{text!r} is not KEY=VALUE")
+        pairs.append((key.strip(), rest))
+    return tuple(pairs)
+
+
 def comma_list(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in (value or "").split(",") if item.strip())
 

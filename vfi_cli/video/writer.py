@@ -12,6 +12,7 @@ from vfi_cli.config import EncodeSettings
 from vfi_cli.errors import VideoError
 from vfi_cli.video import ffmpeg_message
 from vfi_cli.video.color import bit_depth
+from vfi_cli.video.encoding import encoder_complaints, encoder_options, refused_options
 from vfi_cli.video.reader import VideoInfo, local_url
 from vfi_cli.video.streams import OtherStreams
 
@@ -112,13 +113,24 @@ class VideoWriter:
         is reported before any frame is decoded."""
         assert self._container is not None
         try:
-            self._container.start_encoding()
+            with encoder_complaints(self.settings.codec) as complaints:
+                self._container.start_encoding()
         except (av.FFmpegError, ValueError) as exc:
             streams = ", ".join(f"{s.codec_context.name} {s.type}" for s in self._container.streams)
+            if self.settings.options and self._stream is not None and not self._stream.codec_context.is_open:
+                given = " ".join(f"{k}={v}" for k, v in self.settings.options)
+                raise VideoError(f"{self.settings.codec} refused the encoder options ({given}): {ffmpeg_message(exc)}") from exc
             raise VideoError(
                 f"cannot write {self.destination.name}: the {self.destination.suffix or 'chosen'} container refused "
                 f"the streams ({streams}): {ffmpeg_message(exc)}; try .mkv"
             ) from exc
+        assert self._stream is not None
+        if self.settings.options and complaints:
+            raise VideoError(f"{self.settings.codec} did not take the encoder options: {' '.join(complaints)}")
+        unused = refused_options(self.settings.options, self._stream.codec_context.options)
+        if unused:
+            raise VideoError(f"{self.settings.codec} does not take the encoder option(s) {', '.join(unused)}; "
+                             f"see `ffmpeg -h encoder={self.settings.codec}`")
 
     def _add_video_stream(self) -> None:
         assert self._container is not None
@@ -143,7 +155,7 @@ class VideoWriter:
                 options["b"] = "0"
         if s.preset is not None and s.codec in _PRESET_ENCODERS:
             options["preset"] = s.preset
-        stream.options = options
+        stream.options = encoder_options(options, s.options)
         self._stream = stream
 
     def write(self, frame: av.VideoFrame, time: Fraction | None = None) -> None:
