@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vfi_cli.errors import VfiError
-from vfi_cli.units import parse_rate
+from vfi_cli.units import parse_rate, parse_time
 
 FLOW_PRIORS = ("none", "dis")
 PRECISIONS = ("fp32", "fp16", "bf16")  # None: fp16 autocast on CUDA, fp32 on the CPU
@@ -168,14 +168,31 @@ class ConvertOptions:
     Give ``factor`` (N−1 new frames between each pair, following the input's own timestamps) or
     ``fps`` (a constant rate: a Fraction, a number or text such as "59.94"); with neither the
     factor is 2. ``scene_threshold`` None turns cut detection off (identical frames are still copied).
+
+    ``start``, ``end`` and ``duration`` (seconds from the input's first frame: Fractions, numbers or
+    text such as "1:30.5") convert a part only, for a preview: from the first input frame at or
+    after ``start`` to before ``end``, or for ``duration`` seconds from that frame; the output (and
+    the audio, cut to match) starts at 0.
     """
 
     factor: int | None = None
     fps: Fraction | None = None
     encode: EncodeSettings = EncodeSettings()
     scene_threshold: float | None = DEFAULT_CUT_THRESHOLD
+    start: Fraction | None = None
+    end: Fraction | None = None
+    duration: Fraction | None = None
 
     def __post_init__(self) -> None:
+        for name in ("start", "end", "duration"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, parse_time(getattr(self, name)))
+        if self.end is not None and self.duration is not None:
+            raise ValueError("give either end or duration, not both")
+        if self.end is not None and self.end <= (self.start or 0):
+            raise ValueError(f"end ({float(self.end):g} s) must come after start ({float(self.start or 0):g} s)")
+        if self.duration is not None and self.duration <= 0:
+            raise ValueError("duration must be positive")
         if self.factor is not None and self.fps is not None:
             raise ValueError("give either factor or fps, not both")
         if self.fps is None and self.factor is None:
@@ -189,6 +206,11 @@ class ConvertOptions:
 
     def output_rate(self, rate_in: Fraction) -> Fraction:
         return Fraction(rate_in) * self.factor if self.factor is not None else Fraction(self.fps)
+
+    @property
+    def is_part(self) -> bool:
+        """Whether only a part of the input is converted (``start``, ``end`` or ``duration`` given)."""
+        return any(value is not None for value in (self.start, self.end, self.duration))
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from vfi_cli.cli.options import call, engine_options, fail, key_values, verbosit
 from vfi_cli.cli.output import Output
 from vfi_cli.config import ConvertOptions, EncodeSettings, EngineOptions, default
 from vfi_cli.results import Summary
-from vfi_cli.units import format_rate, parse_rate
+from vfi_cli.units import format_rate, format_time, parse_rate
 
 
 @click.command()
@@ -32,13 +32,19 @@ from vfi_cli.units import format_rate, parse_rate
 @click.option("--scene-threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help=f"Cut score above which a pair counts as a hard cut and is not interpolated (default {default(ConvertOptions, 'scene_threshold')}; "
                    "lower finds more cuts).")
+@click.option("--start", "start_text", metavar="TIME", help="Convert a part only (a preview), from the first frame at or after "
+              "TIME: seconds, MM:SS or HH:MM:SS[.mmm]; the output and its audio start at 0.")
+@click.option("--end", "end_text", metavar="TIME", help="End the part before TIME (from the input's start).")
+@click.option("--duration", "duration_text", metavar="TIME", help="End the part TIME after its first frame instead.")
 @click.option("--no-scene-detect", is_flag=True, help="Interpolate across hard cuts too (identical frames are still copied).")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @engine_options(EngineOptions())
 @verbosity("No progress bar or summary.")
 def interpolate(
     source: Path, destination: Path, factor: int | None, fps_text: str | None, input_fps_text: str | None, weights: Path | None,
-    codec: str, crf: int, preset: str, pix_fmt: str | None, encoder_opts: tuple[tuple[str, str], ...], scene_threshold: float | None, no_scene_detect: bool,
+    codec: str, crf: int, preset: str, pix_fmt: str | None,
+    encoder_opts: tuple[tuple[str, str], ...], scene_threshold: float | None, start_text: str | None, end_text: str | None,
+    duration_text: str | None, no_scene_detect: bool,
     overwrite: bool, engine: EngineOptions, output: Output,
 ) -> None:
     """Convert IN to a higher frame rate and write OUT (audio is copied)."""
@@ -51,8 +57,14 @@ def interpolate(
         input_fps = None if input_fps_text is None else parse_rate(input_fps_text)
     except ValueError as exc:
         fail(str(exc), 2)
+    if end_text is not None and duration_text is not None:
+        fail("give either --end or --duration, not both", 2)
     threshold = None if no_scene_detect else scene_threshold if scene_threshold is not None else default(ConvertOptions, "scene_threshold")
-    options = ConvertOptions(factor=factor, fps=fps, encode=EncodeSettings(codec, crf, preset, pix_fmt, encoder_opts), scene_threshold=threshold)
+    try:
+        options = ConvertOptions(factor=factor, fps=fps, encode=EncodeSettings(codec, crf, preset, pix_fmt, encoder_opts),
+                                 scene_threshold=threshold, start=start_text, end=end_text, duration=duration_text)
+    except ValueError as exc:
+        fail(str(exc), 2)
     summary = call(lambda: api.convert(source, destination, options, engine=engine, weights=weights, input_fps=input_fps,
                                        overwrite=overwrite, progress=output))
     output.status(summary_line(summary, scene_detect=not no_scene_detect))
@@ -60,8 +72,9 @@ def interpolate(
 
 def summary_line(summary: Summary, scene_detect: bool) -> str:
     cuts = f"{summary.cuts} scene cut(s) kept sharp" if scene_detect else "scene detection off"
+    part = f" from {format_time(summary.start)} of the input" if summary.start else ""
     return (
-        f"Wrote {summary.output}: {summary.frames_out} frames at {format_rate(summary.rate_out)} fps "
+        f"Wrote {summary.output}: {summary.frames_out} frames at {format_rate(summary.rate_out)} fps{part} "
         f"({summary.frames_in} in, {summary.synthesized} synthesised), duration {float(summary.duration_out):.3f} s; "
         f"{cuts}, {summary.static_pairs} static pair(s) copied; "
         f"{summary.seconds:.1f} s, {summary.frames_out / max(summary.seconds, 1e-9):.2f} frames/s"

@@ -53,10 +53,14 @@ class Schedule:
     real times of variable-rate video are not moved. A missing or non-increasing time is taken as
     one nominal frame after the previous one. The output covers the input's whole duration (last
     frame time plus one nominal frame): its tail holds the last input frame.
+
+    With an ``end`` (a preview of part of the input) the output covers [0, end) and no more: the
+    first input frame at or after ``end`` only closes the last interval (its frames are made between
+    the last frame before ``end`` and that one, as in a conversion of the whole input).
     """
 
     def __init__(self, rate_in: Fraction, rate_out: Fraction, *, factor: int | None = None,
-                 tolerance: Fraction = DEFAULT_TOLERANCE) -> None:
+                 tolerance: Fraction = DEFAULT_TOLERANCE, end: Fraction | None = None) -> None:
         if rate_in <= 0 or rate_out <= 0:
             raise ValueError("frame rates must be positive")
         if factor is not None and (factor < 1 or rate_out != rate_in * factor):
@@ -65,9 +69,15 @@ class Schedule:
         self.rate_out = Fraction(rate_out)
         self.factor = factor
         self.tolerance = Fraction(min(Fraction(tolerance), 1 / (4 * self.rate_in)))
+        if end is not None and end <= 0:
+            raise ValueError("end must be positive")
+        self.end = None if end is None else Fraction(end)
         self.inputs = 0
         self.outputs = 0
+        self.ended = False  # an input at or after ``end`` has come: the output is complete
+        self.used = 0  # inputs before ``end``: those the output shows
         self._last: Fraction | None = None
+        self._stopped_at: Fraction | None = None
 
     def output_time_base(self, input_time_base: Fraction | None) -> Fraction:
         """A tick on which every output time falls exactly (what the encoder's time base must be)."""
@@ -93,12 +103,16 @@ class Schedule:
         """The output frames in [start, end), made between input ``inputs - 1`` and the next."""
         left = self.inputs - 1
         made = []
+        stop = end if self.end is None else min(end, self.end)
         if self.factor is not None:
             for m in range(self.factor):
-                made.append(OutputFrame(self.outputs, start + (end - start) * m / self.factor, left, Fraction(m, self.factor)))
+                if (out_time := start + (end - start) * m / self.factor) >= stop:
+                    self._stopped_at = out_time  # where the last frame made ends
+                    break
+                made.append(OutputFrame(self.outputs, out_time, left, Fraction(m, self.factor)))
                 self.outputs += 1
             return made
-        while (out_time := self.outputs / self.rate_out) < end:
+        while (out_time := self.outputs / self.rate_out) < stop:
             made.append(OutputFrame(self.outputs, out_time, left, (out_time - start) / (end - start)))
             self.outputs += 1
         return made
@@ -106,14 +120,19 @@ class Schedule:
     def add_input(self, time: Fraction | None) -> list[OutputFrame]:
         """Register the next input frame (its time relative to the first frame, or None)."""
         current = self._snap(None if time is None else Fraction(time))
-        made = [] if self._last is None else self._between(self._last, current)
-        self._last = current
+        made = [] if self._last is None or self.ended else self._between(self._last, current)
+        if self.end is not None and current >= self.end:
+            if not self.ended:
+                self.ended, self._last_end = True, current  # this frame only closed the last interval
+        else:
+            self._last = current
+            self.used = self.inputs + 1
         self.inputs += 1
         return made
 
     def finish(self) -> list[OutputFrame]:
         """The remaining output frames once the input has ended (copies of the last input frame)."""
-        if self._last is None:
+        if self._last is None or self.ended:
             return []
         if self.factor is not None:
             made = self._between(self._last, self.input_duration)
@@ -128,11 +147,16 @@ class Schedule:
 
     @property
     def input_duration(self) -> Fraction:
-        """Time of the last input frame plus one nominal frame."""
+        """Time of the last input frame plus one nominal frame (``end`` once the input has reached it)."""
+        if self.ended:
+            return self.end
         return Fraction(0) if self._last is None else self._last + 1 / self.rate_in
 
     @property
     def output_duration(self) -> Fraction:
+        """Where the last output frame ends: with an ``end``, the first output time at or after it."""
+        if self.factor is not None and self.ended:
+            return self._stopped_at if self._stopped_at is not None else self._last_end
         if self.factor is not None:
             return self.input_duration
         return self.outputs / self.rate_out

@@ -13,7 +13,7 @@ from vfi_cli.errors import VideoError
 from vfi_cli.video import ffmpeg_message
 from vfi_cli.video.color import bit_depth
 from vfi_cli.video.encoding import encoder_complaints, encoder_options, refused_options
-from vfi_cli.video.reader import VideoInfo, local_url
+from vfi_cli.video.reader import Part, VideoInfo, local_url
 from vfi_cli.video.streams import OtherStreams
 
 # Encoders whose quality is set by CRF and speed by a named preset.
@@ -61,10 +61,18 @@ class VideoWriter:
     """
 
     def __init__(self, destination: Path, source: VideoInfo, rate: Fraction, settings: EncodeSettings,
-                 time_base: Fraction | None = None) -> None:
+                 time_base: Fraction | None = None, part: Part | None = None) -> None:
         """``rate`` is the nominal output rate; ``time_base`` (default 1/rate) the tick on which every
-        output time given to :meth:`write` falls (finer for variable-rate output)."""
+        output time given to :meth:`write` falls (finer for variable-rate output). With a ``part`` (a
+        preview), times given to :meth:`write` count from the part's start, the output starts at 0
+        and the other streams are cut to the part."""
         self.destination = Path(destination)
+        self.part = part
+        # The input time (seconds, as its timestamps say) of an output time of 0, and what is taken off
+        # every input time in the output: nothing for a whole input (its own clock is kept, so that
+        # copied audio stays where it was), the part's start for a part (the output starts at 0).
+        self.origin = source.start_time + (part.start if part is not None else 0)
+        self.shift = self.origin if part is not None else Fraction(0)
         self.temporary = temporary_path(self.destination)
         self.source = source
         self.rate = Fraction(rate)
@@ -95,7 +103,10 @@ class VideoWriter:
             self._add_video_stream()
             if self.source.path.is_file():  # not a folder of images
                 assert self._stream is not None
-                self._others = OtherStreams(self.source.path, self._container, self._stream, self.destination.suffix)
+                window = None
+                if self.part is not None:
+                    window = (self.origin, None if self.part.end is None else self.origin + self.part.end - self.part.start)
+                self._others = OtherStreams(self.source.path, self._container, self._stream, self.destination.suffix, window)
             self._start()
         except BaseException:
             self._close_quietly()
@@ -164,14 +175,14 @@ class VideoWriter:
         assert self._container is not None and self._stream is not None
         if time is None:
             time = Fraction(self.frames_written) / self.rate
-        time = self.source.start_time + time
-        frame.pts = round(time / self.time_base)
+        time = self.origin + time
+        frame.pts = round((time - self.shift) / self.time_base)
         frame.time_base = self.time_base
         frame.pict_type = av.video.frame.PictureType.NONE
         try:
             packets = self._stream.encode(frame)
             if self._others is not None:
-                self._others.mux_until(time)
+                self._others.mux_until(time - self.shift)
             self._container.mux(packets)
         except av.FFmpegError as exc:
             raise VideoError(f"writing {self.destination.name} failed: {ffmpeg_message(exc)}") from exc
