@@ -20,6 +20,7 @@ FLOW_PRIORS = ("none", "dis")
 PRECISIONS = ("fp32", "fp16", "bf16")  # None: fp16 autocast on CUDA, fp32 on the CPU
 FLOW_SCALES = (1.0, 0.5, 0.25)
 DEFAULT_CUT_THRESHOLD = 0.3  # scene-cut score above which a pair is not interpolated
+DEDUP_MAX_HOLD = 4  # frames a drawing may be held ("on fours") and still be re-timed; longer holds stay still
 ADVERSARIAL_MODES = ("none", "image", "instance")  # the paper's Ours-baseline / Ours-gan / Ours-roigan
 PROPOSAL_KINDS = ("motion", "maskrcnn")
 FEATURE_INITS = ("learned", "resnet18")
@@ -173,6 +174,10 @@ class ConvertOptions:
     text such as "1:30.5") convert a part only, for a preview: from the first input frame at or
     after ``start`` to before ``end``, or for ``duration`` seconds from that frame; the output (and
     the audio, cut to match) starts at 0.
+
+    ``dedup`` (None: off) drops frames that repeat the previous drawing — bit for bit with 0, else
+    within that many 8-bit levels (the largest mean difference of an 8×8 block) — and spreads the
+    motion evenly over the span it was held for (animation "on twos"); see :mod:`vfi_cli.engine.dedup`.
     """
 
     factor: int | None = None
@@ -182,8 +187,11 @@ class ConvertOptions:
     start: Fraction | None = None
     end: Fraction | None = None
     duration: Fraction | None = None
+    dedup: float | None = None
 
     def __post_init__(self) -> None:
+        if self.dedup is not None and not 0 <= self.dedup <= 255:
+            raise ValueError(f"dedup must be a tolerance from 0 (exact) to 255 levels, got {self.dedup!r}")
         for name in ("start", "end", "duration"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, parse_time(getattr(self, name)))

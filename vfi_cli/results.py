@@ -49,6 +49,7 @@ class Summary:
     decode_error: str | None = None  # the first decoding error, when frames were lost
     cuts: int = 0  # input pairs straddling a hard cut (not interpolated: the nearer frame is repeated)
     static_pairs: int = 0  # pairs of identical input frames (copied, not synthesised)
+    duplicates: int = 0  # input frames dropped as repeats of a held drawing (--dedup), their spans re-timed
     start: Fraction = Fraction(0)  # where in the input (seconds from its first frame) the output begins: a preview's first frame
 
 

@@ -9,7 +9,7 @@ import click
 from vfi_cli import api
 from vfi_cli.cli.options import call, engine_options, fail, key_values, verbosity, weights_option
 from vfi_cli.cli.output import Output
-from vfi_cli.config import ConvertOptions, EncodeSettings, EngineOptions, default
+from vfi_cli.config import DEDUP_MAX_HOLD, ConvertOptions, EncodeSettings, EngineOptions, default
 from vfi_cli.results import Summary
 from vfi_cli.units import format_rate, format_time, parse_rate
 
@@ -36,6 +36,10 @@ from vfi_cli.units import format_rate, format_time, parse_rate
               "TIME: seconds, MM:SS or HH:MM:SS[.mmm]; the output and its audio start at 0.")
 @click.option("--end", "end_text", metavar="TIME", help="End the part before TIME (from the input's start).")
 @click.option("--duration", "duration_text", metavar="TIME", help="End the part TIME after its first frame instead.")
+@click.option("--dedup", "dedup_text", metavar="off|exact|TOL", default="off", show_default=True,
+              help=f"Drop frames that repeat the previous drawing (animation on twos) and spread the motion evenly over the "
+                   f"span it was held for (up to {DEDUP_MAX_HOLD} frames): bit-identical ones (exact), or within TOL 8-bit levels "
+                   "(largest mean difference of an 8x8 block; 10 suits x264 CRF 18-28).")
 @click.option("--no-scene-detect", is_flag=True, help="Interpolate across hard cuts too (identical frames are still copied).")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @engine_options(EngineOptions())
@@ -44,7 +48,7 @@ def interpolate(
     source: Path, destination: Path, factor: int | None, fps_text: str | None, input_fps_text: str | None, weights: Path | None,
     codec: str, crf: int, preset: str, pix_fmt: str | None,
     encoder_opts: tuple[tuple[str, str], ...], scene_threshold: float | None, start_text: str | None, end_text: str | None,
-    duration_text: str | None, no_scene_detect: bool,
+    duration_text: str | None, dedup_text: str, no_scene_detect: bool,
     overwrite: bool, engine: EngineOptions, output: Output,
 ) -> None:
     """Convert IN to a higher frame rate and write OUT (audio is copied)."""
@@ -61,13 +65,25 @@ def interpolate(
         fail("give either --end or --duration, not both", 2)
     threshold = None if no_scene_detect else scene_threshold if scene_threshold is not None else default(ConvertOptions, "scene_threshold")
     try:
+        dedup = parse_dedup(dedup_text)
         options = ConvertOptions(factor=factor, fps=fps, encode=EncodeSettings(codec, crf, preset, pix_fmt, encoder_opts),
-                                 scene_threshold=threshold, start=start_text, end=end_text, duration=duration_text)
+                                 scene_threshold=threshold, start=start_text, end=end_text, duration=duration_text, dedup=dedup)
     except ValueError as exc:
         fail(str(exc), 2)
     summary = call(lambda: api.convert(source, destination, options, engine=engine, weights=weights, input_fps=input_fps,
                                        overwrite=overwrite, progress=output))
     output.status(summary_line(summary, scene_detect=not no_scene_detect))
+
+
+def parse_dedup(text: str) -> float | None:
+    """``--dedup``: off -> None, exact -> 0, a tolerance in levels -> itself."""
+    words = {"off": None, "exact": 0.0}
+    if text.strip().lower() in words:
+        return words[text.strip().lower()]
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"--dedup takes off, exact or a tolerance in levels such as 10, not {text!r}") from None
 
 
 def summary_line(summary: Summary, scene_detect: bool) -> str:
@@ -77,6 +93,7 @@ def summary_line(summary: Summary, scene_detect: bool) -> str:
         f"Wrote {summary.output}: {summary.frames_out} frames at {format_rate(summary.rate_out)} fps{part} "
         f"({summary.frames_in} in, {summary.synthesized} synthesised), duration {float(summary.duration_out):.3f} s; "
         f"{cuts}, {summary.static_pairs} static pair(s) copied; "
+        + (f"{summary.duplicates} repeated frame(s) re-timed; " if summary.duplicates else "") +
         f"{summary.seconds:.1f} s, {summary.frames_out / max(summary.seconds, 1e-9):.2f} frames/s"
     )
 

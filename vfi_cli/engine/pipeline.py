@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from vfi_cli.config import ConvertOptions
+from vfi_cli.engine.dedup import Deduplicator
 from vfi_cli.engine.runner import FrameInterpolator, PairCounts, interpolate_stream
 from vfi_cli.engine.scenes import SceneDetector
 from vfi_cli.engine.schedule import DEFAULT_TOLERANCE, OutputFrame, Schedule, round_half_up
@@ -123,6 +124,9 @@ def convert_video(
     tolerance = min(info.time_base, DEFAULT_TOLERANCE) if info.time_base else DEFAULT_TOLERANCE
     end = None if part is None or part.end is None else part.end - part.start
     schedule = Schedule(info.rate, rate_out, factor=options.factor, tolerance=tolerance, end=end)
+    # Repeats are dropped in this (the model's) thread, so that the schedule hears of each before the next frame.
+    dedup = None if options.dedup is None else Deduplicator(schedule, options.dedup, None if options.scene_threshold is None
+                                                            else SceneDetector(options.scene_threshold))
     stop = threading.Event()
     queue_size = 2 * batch_size + 2
     decoded = _Channel(queue_size, stop)
@@ -159,7 +163,8 @@ def convert_video(
         try:
             model_started = time.perf_counter()
             detector = None if options.scene_threshold is None else SceneDetector(options.scene_threshold)
-            for job, payload in interpolate_stream(decoded, schedule, interpolator, batch_size, detector, counts):
+            frames = decoded if dedup is None else dedup(decoded)
+            for job, payload in interpolate_stream(frames, schedule, interpolator, batch_size, detector, counts):
                 synthesized += isinstance(payload, np.ndarray)
                 produced.put((job, payload))
             produced.put(_END)
@@ -186,6 +191,7 @@ def convert_video(
         synthesized=synthesized,
         cuts=counts.cuts,
         static_pairs=counts.static,
+        duplicates=0 if dedup is None else dedup.dropped,
         rate_in=info.rate,
         rate_out=rate_out,
         duration_in=schedule.input_duration,

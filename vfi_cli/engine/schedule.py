@@ -75,9 +75,12 @@ class Schedule:
         self.inputs = 0
         self.outputs = 0
         self.ended = False  # an input at or after ``end`` has come: the output is complete
-        self.used = 0  # inputs before ``end``: those the output shows
-        self._last: Fraction | None = None
+        self.used = 0  # input frames before ``end`` (held ones too): those the output shows
+        self._last: Fraction | None = None  # the time of the last input (the start of the span being made)
+        self._seen: Fraction | None = None  # the time of the last frame registered, held or not
+        self._held: list[Fraction] = []  # times of the frames held since ``_last``
         self._stopped_at: Fraction | None = None
+        self._last_end: Fraction | None = None
 
     def output_time_base(self, input_time_base: Fraction | None) -> Fraction:
         """A tick on which every output time falls exactly (what the encoder's time base must be)."""
@@ -90,27 +93,30 @@ class Schedule:
 
     def _snap(self, time: Fraction | None) -> Fraction:
         step = 1 / self.rate_in
-        if self._last is None:
+        if self._seen is None:
             return Fraction(0)
-        if time is None or time <= self._last:
-            return self._last + step
+        if time is None or time <= self._seen:
+            return self._seen + step
         grid = round_half_up(time * self.rate_in) / self.rate_in
-        if abs(time - grid) <= self.tolerance and grid > self._last:
+        if abs(time - grid) <= self.tolerance and grid > self._seen:
             return grid
         return time
 
     def _between(self, start: Fraction, end: Fraction) -> list[OutputFrame]:
-        """The output frames in [start, end), made between input ``inputs - 1`` and the next."""
+        """The output frames in [start, end), made between input ``inputs - 1`` and the next; held
+        frames in between split the span as input frames would, and t runs evenly over all of it."""
         left = self.inputs - 1
         made = []
         stop = end if self.end is None else min(end, self.end)
         if self.factor is not None:
-            for m in range(self.factor):
-                if (out_time := start + (end - start) * m / self.factor) >= stop:
-                    self._stopped_at = out_time  # where the last frame made ends
-                    break
-                made.append(OutputFrame(self.outputs, out_time, left, Fraction(m, self.factor)))
-                self.outputs += 1
+            bounds = [start, *self._held, end]
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                for m in range(self.factor):
+                    if (out_time := a + (b - a) * m / self.factor) >= stop:
+                        self._stopped_at = out_time  # where the last frame made ends
+                        return made
+                    made.append(OutputFrame(self.outputs, out_time, left, (out_time - start) / (end - start)))
+                    self.outputs += 1
             return made
         while (out_time := self.outputs / self.rate_out) < stop:
             made.append(OutputFrame(self.outputs, out_time, left, (out_time - start) / (end - start)))
@@ -125,10 +131,25 @@ class Schedule:
             if not self.ended:
                 self.ended, self._last_end = True, current  # this frame only closed the last interval
         else:
-            self._last = current
-            self.used = self.inputs + 1
+            self._last, self._held = current, []
+            self.used += 1
+        self._seen = current
         self.inputs += 1
         return made
+
+    def hold(self, time: Fraction | None) -> None:
+        """Register an input frame that repeats the previous one (a drawing held "on twos"; see
+        :mod:`vfi_cli.engine.dedup`). It is not an input of its own: the output frames of the span from
+        the frame it repeats to the next input are all made between those two, at times t spread
+        evenly over the whole span, so the drawing's motion is spread over the frames it was held for.
+        Output times stay where they would be: with a factor, N per frame interval, held or not."""
+        current = self._snap(None if time is None else Fraction(time))
+        if self._last is None:
+            raise ValueError("the first input frame cannot repeat another")
+        if not self.ended and (self.end is None or current < self.end):
+            self._held.append(current)
+            self.used += 1
+        self._seen = current
 
     def finish(self) -> list[OutputFrame]:
         """The remaining output frames once the input has ended (copies of the last input frame)."""
@@ -147,10 +168,12 @@ class Schedule:
 
     @property
     def input_duration(self) -> Fraction:
-        """Time of the last input frame plus one nominal frame (``end`` once the input has reached it)."""
+        """Time of the last input frame plus one nominal frame (at most ``end``; ``end`` once the input has reached it)."""
         if self.ended:
             return self.end
-        return Fraction(0) if self._last is None else self._last + 1 / self.rate_in
+        if self._seen is None:
+            return Fraction(0)
+        return self._seen + 1 / self.rate_in if self.end is None else min(self._seen + 1 / self.rate_in, self.end)
 
     @property
     def output_duration(self) -> Fraction:
