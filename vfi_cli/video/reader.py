@@ -14,6 +14,7 @@ import numpy as np
 from vfi_cli.errors import VideoError
 from vfi_cli.video import ffmpeg_message
 from vfi_cli.video.color import ColorInfo, to_rgb
+from vfi_cli.video.hdr import HdrMetadata
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class VideoInfo:
     color: ColorInfo
     audio_streams: int
     time_base: Fraction | None = None  # tick of the input's timestamps: how precisely frame times are known
+    hdr: HdrMetadata | None = None  # HDR10 mastering display and content light level, as the first frame carries them
 
 
 @dataclass
@@ -108,6 +110,7 @@ def probe(path: Path) -> VideoInfo:
             color=ColorInfo.of_frame(first),
             audio_streams=len(container.streams.audio),
             time_base=Fraction(time_base) if time_base else None,
+            hdr=HdrMetadata.of_frame(first),
         )
 
 

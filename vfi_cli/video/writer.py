@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -13,8 +14,11 @@ from vfi_cli.errors import VideoError
 from vfi_cli.video import ffmpeg_message
 from vfi_cli.video.color import bit_depth
 from vfi_cli.video.encoding import encoder_complaints, encoder_options, refused_options
+from vfi_cli.video.hdr import HDR_ENCODERS
 from vfi_cli.video.reader import Part, VideoInfo, local_url
 from vfi_cli.video.streams import OtherStreams
+
+log = logging.getLogger(__name__)
 
 # Encoders whose quality is set by CRF and speed by a named preset.
 _CRF_ENCODERS = {"libx264", "libx265", "libvpx-vp9", "libsvtav1", "libaom-av1"}
@@ -166,6 +170,13 @@ class VideoWriter:
                 options["b"] = "0"
         if s.preset is not None and s.codec in _PRESET_ENCODERS:
             options["preset"] = s.preset
+        hdr = self.source.hdr
+        params = None if hdr is None else hdr.encoder_params(s.codec)
+        if params is not None:
+            options.update(params)  # the user's own parameters of that list still go over these
+        elif hdr is not None:
+            log.warning("the HDR10 metadata of %s (mastering display, content light level) cannot be written by %s and is "
+                        "left out; %s keep it", self.source.path.name, s.codec, ", ".join(HDR_ENCODERS))
         stream.options = encoder_options(options, s.options)
         self._stream = stream
 
