@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -64,3 +66,21 @@ class TrainResult:
     last_metrics: dict[str, float]
     checkpoint: Path | None
     exported: dict[str, Any] | None = None
+
+
+def to_json(data: Any) -> str:
+    """A report as strict JSON, the same in a file and on stdout (``--json -``): NaN (an empty mask)
+    becomes null, paths and fractions become text; one value per line, ending with a newline."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and math.isnan(value):
+            return None
+        if isinstance(value, dict):
+            return {str(k): clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        if isinstance(value, (Path, Fraction)):
+            return str(value)
+        return value
+
+    return json.dumps(clean(data), indent=1, allow_nan=False) + "\n"

@@ -94,7 +94,7 @@ def engine_options(defaults: EngineOptions, *, memory: bool = True) -> Callable[
     """--device, --precision, --threads and (``memory``) --batch-size, --scale, --max-memory,
     --tile, --tile-overlap; the command receives them as ``engine``, an :class:`EngineOptions`."""
     options = [
-        click.option("--device", default=defaults.device, show_default=True, help="auto, cpu, cuda or cuda:N."),
+        click.option("--device", default=defaults.device, show_default=True, help="auto, cpu, cuda, cuda:N or mps (an Apple GPU)."),
         click.option("--precision", type=click.Choice(PRECISIONS), help="Default: fp16 on CUDA, fp32 on the CPU."),
         click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the model (default: PyTorch's choice)."),
     ]

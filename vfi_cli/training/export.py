@@ -68,6 +68,8 @@ def export_weights(
     needs: ``destination`` must not exist unless ``overwrite``, its folder must; ``metrics`` may be
     a JSON file holding an object. Returns the card."""
     checkpoint = RunDirectory(Path(run)).checkpoint if Path(run).is_dir() else Path(run)
+    if str(destination) == "-":
+        raise VfiError("OUT '-' (standard output) is not supported: weights and their card are two files; give a name such as model.safetensors")
     if destination.exists() and not overwrite:
         raise VfiError(f"output exists: {destination} (pass --overwrite to replace it)")
     if not destination.parent.resolve().is_dir():

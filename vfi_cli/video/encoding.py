@@ -4,6 +4,7 @@ over vfi's own (CRF, preset), and which of them it did not take."""
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Mapping
 
 import av
@@ -18,6 +19,16 @@ def encoder_options(base: Mapping[str, str], user: tuple[tuple[str, str], ...]) 
     for key, value in user:
         options[key] = merge_params(options[key], value) if key.endswith("-params") and key in options else value
     return options
+
+
+def quiet_library(codec: str) -> dict[str, str]:
+    """Options that keep an encoder library from printing its own lines on stderr (beside FFmpeg's log,
+    which vfi turns into its one ``Warning: ...`` form): x265 and SVT-AV1 print progress and notices
+    such as "x265 [info]: ..." or "Svt[warn]: ..." by default; only their errors are left. A user's
+    ``--encoder-opt x265-params=log-level=info`` (or the environment's ``SVT_LOG``) still wins."""
+    if codec == "libsvtav1":
+        os.environ.setdefault("SVT_LOG", "1")  # errors only; SVT-AV1 reads it when it first starts in a process
+    return {"x265-params": "log-level=error"} if codec == "libx265" else {}
 
 
 def refused_options(user: tuple[tuple[str, str], ...], left_over: Mapping[str, str]) -> list[str]:

@@ -13,7 +13,7 @@ from vfi_cli.config import EncodeSettings
 from vfi_cli.errors import VideoError
 from vfi_cli.video import ffmpeg_message
 from vfi_cli.video.color import bit_depth
-from vfi_cli.video.encoding import encoder_complaints, encoder_options, refused_options
+from vfi_cli.video.encoding import encoder_complaints, encoder_options, quiet_library, refused_options
 from vfi_cli.video.hdr import HDR_ENCODERS
 from vfi_cli.video.reader import Part, VideoInfo, local_url
 from vfi_cli.video.streams import OtherStreams
@@ -172,11 +172,11 @@ class VideoWriter:
             options["preset"] = s.preset
         hdr = self.source.hdr
         params = None if hdr is None else hdr.encoder_params(s.codec)
-        if params is not None:
-            options.update(params)  # the user's own parameters of that list still go over these
-        elif hdr is not None:
+        if hdr is not None and params is None:
             log.warning("the HDR10 metadata of %s (mastering display, content light level) cannot be written by %s and is "
                         "left out; %s keep it", self.source.path.name, s.codec, ", ".join(HDR_ENCODERS))
+        for extra in (quiet_library(s.codec), params or {}):  # parameter lists merged; the user's options go over all
+            options = encoder_options(options, tuple(extra.items()))
         stream.options = encoder_options(options, s.options)
         self._stream = stream
 
