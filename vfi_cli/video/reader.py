@@ -122,10 +122,6 @@ class Part:
     start: Fraction = Fraction(0)
     end: Fraction | None = None
 
-    def keeps(self, time: Fraction) -> bool:
-        """Whether a frame at ``time`` (from the input's first frame) lies in the part."""
-        return time >= self.start and (self.end is None or time < self.end)
-
 
 class FrameReader:
     """Decodes the first video stream in presentation order, converting each frame to RGB once.
