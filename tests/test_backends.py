@@ -109,7 +109,7 @@ def test_export_refuses_the_classical_prior_and_names_missing_runtimes(tmp_path:
         create_backend("tensorflow", trained_like(), torch.device("cpu"), torch.float32)
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *args: None)
     assert available_backends() == ["torch"]
-    with pytest.raises(VfiError, match=r"pip install 'vfi\[openvino\]'"):
+    with pytest.raises(VfiError, match=r"pip install 'vfi-zoom\[openvino\]'"):
         create_backend("openvino", trained_like(), torch.device("cpu"), torch.float32)
 
 

@@ -1,4 +1,4 @@
-"""The model that ships in weights/: found by default, intact, documented, and better than blending
+"""The model that ships in vfi_cli/weights/: found by default, intact, documented, and better than blending
 on a scene whose true middle frame is known (photographs moving by whole pixels)."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _interpolate(model: torch.nn.Module, first: np.ndarray, second: np.ndarray) 
 @pytest.fixture(scope="module")
 def shipped():
     path = default_weights_path()
-    assert path is not None and path.name == DEFAULT_WEIGHTS_NAME, "weights/vfi-zoom.safetensors is missing from the checkout"
+    assert path is not None and path.name == DEFAULT_WEIGHTS_NAME, "vfi_cli/weights/vfi-zoom.safetensors is missing from the package"
     model, card = load_weights(path)  # checks the sha256 against the card
     return path, model.eval(), card
 

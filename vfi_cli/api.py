@@ -108,7 +108,9 @@ def convert(
     Args:
         source: a video file, or a folder of numbered images with ``input_fps``.
         destination: a video file, or a folder (existing, or a name without an extension) for PNGs.
-        options: the target rate (``factor`` or ``fps``), the encoder, the scene-cut threshold.
+        options: the target rate (``factor`` or ``fps``), the encoder (and ``encode.options`` for it),
+            the scene-cut threshold, held-frame detection (``dedup``), and a part to preview
+            (``start`` with ``end`` or ``duration``).
         engine: device, precision, threads, batch size, flow scale and memory plan.
         weights: the weights to use (None: the shipped model).
         input_fps: the rate of a folder of images.
@@ -116,7 +118,7 @@ def convert(
         progress: receives the status lines and the output frame count.
 
     Returns:
-        The frame counts, rates, exact durations and wall time of the conversion.
+        The frame counts, rates, exact durations and wall time of the conversion (and where a part began).
 
     Raises:
         VfiError: a missing or unreadable input, a refused output path, a target rate outside 1 fps

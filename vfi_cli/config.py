@@ -7,15 +7,16 @@ maps its flags onto them (``--tile-overlap`` → :attr:`EngineOptions.tile_overl
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from vfi_cli.architecture import ModelConfig
 from vfi_cli.errors import VfiError
-from vfi_cli.units import MAX_FACTOR, check_output_rate, parse_rate
+from vfi_cli.units import MAX_FACTOR, check_output_rate, parse_rate, parse_time
 
-FLOW_PRIORS = ("none", "dis")
 PRECISIONS = ("fp32", "fp16", "bf16")  # None: fp16 on CUDA; bf16 on CPUs with native bf16, else fp32
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")  # how the network runs (vfi_cli.backends)
 FLOW_SCALES = (1.0, 0.5, 0.25)
@@ -23,6 +24,7 @@ MAX_THREADS = 256
 # vfi's --preset names (x264's), mapped to each encoder's own (vfi_cli.video.encoders).
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 DEFAULT_CUT_THRESHOLD = 0.3  # scene-cut score above which a pair is not interpolated
+DEDUP_MAX_HOLD = 4  # frames a drawing may be held ("on fours") and still be re-timed; longer holds stay still
 ADVERSARIAL_MODES = ("none", "image", "instance")  # the paper's Ours-baseline / Ours-gan / Ours-roigan
 PROPOSAL_KINDS = ("motion", "maskrcnn")
 FEATURE_INITS = ("learned", "resnet18")
@@ -35,110 +37,6 @@ TRIMAP_WIDTHS = (0, 6, 12, 18, 24)  # CityScapes trimap dilations (pixels) of th
 def _choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
-
-
-# Bounds on what a config may describe (the default network: 6 levels, 256 channels at most, 4.8M parameters).
-MAX_LEVELS = 8
-MAX_CHANNELS = 2048
-MAX_KERNEL = 15
-MAX_PARAMETERS = 200_000_000
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _check_int(name: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be a whole number, got {_shown(value)}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be from {low} to {high}, got {value}")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Shape of the interpolation network (paper §3.1–3.2).
-
-    ``unet_channels`` lists the width of each U-Net level, finest first; each level after the
-    first halves the resolution, so inputs must be padded to ``stride`` = 2**(levels-1).
-    ``flow_prior`` "dis" feeds the U-Net a classical DIS optical-flow estimate to correct
-    (:mod:`vfi_cli.model.prior`, an addition to the paper); "none" is the paper's network.
-    ``flow_downsample`` n runs the U-Net on frames shrunk n times and upsamples its flows and mask
-    (as RIFE estimates flow coarse): the U-Net's cost falls by n², warping and synthesis stay at
-    full resolution. The paper's network is n = 1.
-    """
-
-    unet_channels: tuple[int, ...] = (32, 64, 96, 128, 192, 256)
-    feature_channels: int = 64
-    feature_kernel: int = 7
-    synthesis_channels: int = 64
-    synthesis_kernel: int = 9
-    flow_prior: str = "none"
-    flow_downsample: int = 1
-
-    def __post_init__(self) -> None:
-        """Types and sizes are checked before anything is built: a config read from a file (weights
-        metadata, a card, a run's config) cannot make the network allocate absurd memory."""
-        if isinstance(self.unet_channels, (str, bytes)) or not isinstance(self.unet_channels, (list, tuple)):
-            raise ValueError(f"unet_channels must be a list of whole numbers, got {_shown(self.unet_channels)}")
-        if not 2 <= len(self.unet_channels) <= MAX_LEVELS:
-            raise ValueError(f"unet_channels needs 2 to {MAX_LEVELS} levels, got {len(self.unet_channels)}")
-        for width in self.unet_channels:
-            _check_int("each unet_channels entry", width, 1, MAX_CHANNELS)
-        object.__setattr__(self, "unet_channels", tuple(self.unet_channels))
-        for name in ("feature_channels", "synthesis_channels"):
-            _check_int(name, getattr(self, name), 1, MAX_CHANNELS)
-        for name in ("feature_kernel", "synthesis_kernel"):
-            _check_int(name, getattr(self, name), 1, MAX_KERNEL)
-            if getattr(self, name) % 2 != 1:
-                raise ValueError(f"{name} must be odd so that padding keeps the size")
-        if isinstance(self.flow_downsample, bool) or not isinstance(self.flow_downsample, int) or not 1 <= self.flow_downsample <= 8:
-            raise ValueError(f"flow_downsample must be a whole number from 1 to 8, got {_shown(self.flow_downsample)}")
-        if not isinstance(self.flow_prior, str) or self.flow_prior not in FLOW_PRIORS:
-            raise ValueError(f"flow_prior must be one of {FLOW_PRIORS}, got {_shown(self.flow_prior)}")
-        if self.parameter_count() > MAX_PARAMETERS:
-            raise ValueError(f"the network would have {self.parameter_count():,d} parameters, more than the {MAX_PARAMETERS:,d} "
-                             "vfi builds")
-
-    def parameter_count(self) -> int:
-        """The network's parameter count, from the config alone (nothing is built)."""
-
-        def conv(inputs: int, outputs: int, kernel: int) -> int:
-            return inputs * outputs * kernel * kernel + outputs
-
-        widths = self.unet_channels
-        total, inputs = 0, 7 + (11 if self.flow_prior != "none" else 0)  # see FlowUNet
-        for width in widths:
-            total += conv(inputs, width, 3) + conv(width, width, 3)
-            inputs = width
-        for level in range(len(widths) - 1):
-            total += conv(widths[level + 1] + widths[level], widths[level], 3) + conv(widths[level], widths[level], 3)
-        total += conv(widths[0], 5, 3)
-        total += conv(3, self.feature_channels, self.feature_kernel)
-        k, s = self.synthesis_kernel, self.synthesis_channels
-        return total + conv(3 + self.feature_channels, s, k) + conv(s, s, k) + conv(s, 3, k)
-
-    @property
-    def stride(self) -> int:
-        """The factor both image sides must be a multiple of."""
-        return 2 ** (len(self.unet_channels) - 1)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["unet_channels"] = list(self.unet_channels)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        """A config from its JSON form; ValueError names what is wrong (type, unknown key, size)."""
-        if not isinstance(data, dict):
-            raise ValueError(f"a model config must be a JSON object, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
-        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -180,12 +78,39 @@ BENCH_ENGINE = EngineOptions(batch_size=1)  # what `vfi bench` times unless told
 @dataclass(frozen=True)
 class EncodeSettings:
     """The output video's encoder: ``crf`` and ``preset`` apply to the encoders that take them;
-    ``pix_fmt`` None keeps the input's when the encoder takes it (else one of the same bit depth)."""
+    ``pix_fmt`` None keeps the input's when the encoder takes it (else one of the same bit depth).
+
+    ``options`` are passed to the encoder as given (FFmpeg's names: ``tune``, ``x265-params``,
+    ``svtav1-params`` ...), after and over ``crf`` and ``preset``; a dict or (key, value) pairs.
+    Parameter lists (keys ending in ``-params``, ``key=value:key=value``) given twice are merged,
+    the later value of a key winning. An option the encoder does not take is refused when it opens.
+    """
 
     codec: str = "libx264"
     crf: int | None = 18
     preset: str | None = "medium"
     pix_fmt: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        pairs = self.options.items() if isinstance(self.options, Mapping) else self.options
+        merged: dict[str, str] = {}
+        for key, value in pairs:
+            key, value = str(key).strip(), str(value)
+            if not key or "=" in key:
+                raise ValueError(f"encoder option names must be non-empty and without '=', got {key!r}")
+            merged[key] = merge_params(merged[key], value) if key.endswith("-params") and key in merged else value
+        object.__setattr__(self, "options", tuple(merged.items()))
+
+
+def merge_params(first: str, second: str) -> str:
+    """Two ``key=value:key=value`` parameter lists (x265-params, svtav1-params ...) as one; ``second``
+    wins where both set a key. Entries without '=' (flags) are kept once."""
+    entries: dict[str, str] = {}
+    for text in (first, second):
+        for entry in filter(None, text.split(":")):
+            entries[entry.split("=", 1)[0]] = entry
+    return ":".join(entries.values())
 
 
 @dataclass(frozen=True)
@@ -195,14 +120,38 @@ class ConvertOptions:
     Give ``factor`` (N−1 new frames between each pair, following the input's own timestamps) or
     ``fps`` (a constant rate: a Fraction, a number or text such as "59.94"); with neither the
     factor is 2. ``scene_threshold`` None turns cut detection off (identical frames are still copied).
+
+    ``start``, ``end`` and ``duration`` (seconds from the input's first frame: Fractions, numbers or
+    text such as "1:30.5") convert a part only, for a preview: from the first input frame at or
+    after ``start`` to before ``end``, or for ``duration`` seconds from that frame; the output (and
+    the audio, cut to match) starts at 0.
+
+    ``dedup`` (None: off) drops frames that repeat the previous drawing — bit for bit with 0, else
+    within that many 8-bit levels (the largest mean difference of an 8×8 block) — and spreads the
+    motion evenly over the span it was held for (animation "on twos"); see :mod:`vfi_cli.engine.dedup`.
     """
 
     factor: int | None = None
     fps: Fraction | None = None
     encode: EncodeSettings = EncodeSettings()
     scene_threshold: float | None = DEFAULT_CUT_THRESHOLD
+    start: Fraction | None = None
+    end: Fraction | None = None
+    duration: Fraction | None = None
+    dedup: float | None = None
 
     def __post_init__(self) -> None:
+        if self.dedup is not None and not 0 <= self.dedup <= 255:
+            raise ValueError(f"dedup must be a tolerance from 0 (exact) to 255 levels, got {self.dedup!r}")
+        for name in ("start", "end", "duration"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, parse_time(getattr(self, name)))
+        if self.end is not None and self.duration is not None:
+            raise ValueError("give either end or duration, not both")
+        if self.end is not None and self.end <= (self.start or 0):
+            raise ValueError(f"end ({float(self.end):g} s) must come after start ({float(self.start or 0):g} s)")
+        if self.duration is not None and self.duration <= 0:
+            raise ValueError("duration must be positive")
         if self.factor is not None and self.fps is not None:
             raise ValueError("give either factor or fps, not both")
         if self.fps is None and self.factor is None:
@@ -224,6 +173,11 @@ class ConvertOptions:
         except ValueError as exc:
             raise VfiError(str(exc)) from None
         return rate
+
+    @property
+    def is_part(self) -> bool:
+        """Whether only a part of the input is converted (``start``, ``end`` or ``duration`` given)."""
+        return any(value is not None for value in (self.start, self.end, self.duration))
 
 
 @dataclass(frozen=True)

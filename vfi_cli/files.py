@@ -88,10 +88,18 @@ def _probe_write(folder: Path) -> str | None:
     return None
 
 
+def _refuse_stdout(path: Path, what: str) -> None:
+    """'-' is standard output to many programs; vfi never makes a file or folder of that name."""
+    if str(path) == "-":
+        raise VfiError(f"{what} '-' (standard output) is not supported: vfi writes a file and moves it into place "
+                       "when complete; give a name")
+
+
 def check_output_file(path: Path, what: str, *, overwrite: bool = True) -> None:
     """Refuse, before any work, an output file that could not be written at the end: a folder of
-    that name, a missing or read-only parent folder, an existing file without ``overwrite``."""
+    that name, a missing or read-only parent folder, an existing file without ``overwrite``, '-'."""
     path = Path(path)
+    _refuse_stdout(path, what)
     if path.is_dir():
         raise VfiError(f"{what} {path} is a folder; give a file name")
     if path.exists() and not path.is_file():
@@ -111,8 +119,9 @@ def check_output_file(path: Path, what: str, *, overwrite: bool = True) -> None:
 
 def check_output_folder(path: Path, what: str) -> None:
     """Refuse, before any work, an output folder that could not be filled at the end: a file of
-    that name, a read-only folder, a parent that is missing or read-only when it must be created."""
+    that name, a read-only folder, a parent that is missing or read-only when it must be created, '-'."""
     path = Path(path)
+    _refuse_stdout(path, what)
     if path.exists() and not path.is_dir():
         raise VfiError(f"{what} {path} exists and is not a folder")
     existing = path
@@ -237,15 +246,11 @@ def partial_owner(name: str, prefix: str, suffix: str) -> int | None:
 
 
 def process_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
+    """Whether process ``pid`` exists (also another user's), through psutil on every platform: on
+    Windows ``os.kill(pid, 0)`` would not test the process but send it a Ctrl-C."""
+    import psutil
+
+    return pid > 0 and psutil.pid_exists(pid)
 
 
 def _lock(path: Path, exclusive: bool) -> tuple[int | None, bool]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -49,6 +51,8 @@ class Summary:
     decode_error: str | None = None  # the first decoding error, when frames were lost
     cuts: int = 0  # input pairs straddling a hard cut (not interpolated: the nearer frame is repeated)
     static_pairs: int = 0  # pairs of identical input frames (copied, not synthesised)
+    duplicates: int = 0  # input frames dropped as repeats of a held drawing (--dedup), their spans re-timed
+    start: Fraction = Fraction(0)  # where in the input (seconds from its first frame) the output begins: a preview's first frame
 
 
 @dataclass
@@ -62,3 +66,21 @@ class TrainResult:
     last_metrics: dict[str, float]
     checkpoint: Path | None
     exported: dict[str, Any] | None = None
+
+
+def to_json(data: Any) -> str:
+    """A report as strict JSON, the same in a file and on stdout (``--json -``): NaN (an empty mask)
+    becomes null, paths and fractions become text; one value per line, ending with a newline."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and math.isnan(value):
+            return None
+        if isinstance(value, dict):
+            return {str(k): clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        if isinstance(value, (Path, Fraction)):
+            return str(value)
+        return value
+
+    return json.dumps(clean(data), indent=1, allow_nan=False) + "\n"

@@ -1,4 +1,4 @@
-"""Option values written as text, read and shown one way everywhere: frame rates, memory sizes, frame sizes.
+"""Option values written as text, read and shown one way everywhere: frame rates, times, memory sizes, frame sizes.
 
 Standard library only, so that the command line, the option dataclasses and the engine share it.
 """
@@ -58,6 +58,38 @@ def check_output_rate(rate_in: Fraction, rate_out: Fraction) -> None:
 
 def _shown(rate: Fraction) -> str:
     return str(rate) if rate.denominator == 1 else f"{float(rate):.6g}"
+
+
+def parse_time(text: str | float | Fraction) -> Fraction:
+    """'90', '2.5', '1:30', '01:02:03.250' (hours:minutes:seconds) -> exact seconds, not negative.
+
+    Raises:
+        ValueError: ``text`` is not such a time.
+    """
+    if not isinstance(text, str):
+        seconds = Fraction(text)
+    else:
+        match = re.fullmatch(r"\s*(?:(?:(\d+):)?(\d+):)?(\d+(?:\.\d*)?|\.\d+)\s*", text)
+        if not match:
+            raise ValueError(f"{text!r} is not a time (use seconds, MM:SS or HH:MM:SS, e.g. 90, 1:30.5)")
+        hours, minutes, rest = match.groups()
+        if (hours or minutes) and Fraction(rest) >= 60 or hours and int(minutes) >= 60:
+            raise ValueError(f"{text!r} is not a time: minutes and seconds run to 59")
+        seconds = Fraction(rest) + 60 * int(minutes or 0) + 3600 * int(hours or 0)
+    if seconds < 0:
+        raise ValueError(f"a time must not be negative, got {text!r}")
+    return seconds
+
+
+def format_time(seconds: Fraction) -> str:
+    """'12.500 s', or '1:02:03.250' from a minute up."""
+    if seconds < 60:
+        return f"{float(seconds):.3f} s"
+    whole, millis = divmod(round(Fraction(seconds) * 1000), 1000)
+    minutes, secs = divmod(whole, 60)
+    hours, minutes = divmod(minutes, 60)
+    shown = f"{minutes}:{secs:02d}" if not hours else f"{hours}:{minutes:02d}:{secs:02d}"
+    return f"{shown}.{millis:03d}"
 
 
 def format_rate(rate: Fraction) -> str:

@@ -7,9 +7,9 @@ loaded network for the engine (:class:`~vfi_cli.engine.runner.FrameInterpolator`
 - ``torch``: eager PyTorch. On the CPU the model and frames are channels-last, which oneDNN runs
   1.8× faster than the default layout in float32 and 3.2× faster under bf16 autocast (measured at
   576×1024 on this project's 2-core AMX CPU); on CUDA, fp16 autocast.
-- ``onnxruntime`` (``pip install 'vfi[onnxruntime]'``): the exported graph (:mod:`vfi_cli.model.export`)
+- ``onnxruntime`` (``pip install 'vfi-zoom[onnxruntime]'``): the exported graph (:mod:`vfi_cli.model.export`)
   in ONNX Runtime's CPU provider, float32.
-- ``openvino`` (``pip install 'vfi[openvino]'``): the same graph in OpenVINO on the CPU, in float32
+- ``openvino`` (``pip install 'vfi-zoom[openvino]'``): the same graph in OpenVINO on the CPU, in float32
   or, with ``--precision bf16``, bf16.
 
 ``auto`` is ``torch``: on the CPUs measured it is as fast as the fastest optional runtime (see
@@ -71,7 +71,7 @@ def create_backend(
     if name not in BACKENDS:
         raise VfiError(f"unknown backend {name!r} (use {', '.join(BACKEND_CHOICES)})")
     if name not in available_backends():
-        raise VfiError(f"the {name} backend is not installed: pip install 'vfi[{name}]'")
+        raise VfiError(f"the {name} backend is not installed: pip install 'vfi-zoom[{name}]'")
     if name == "torch":
         from vfi_cli.backends.pytorch import TorchBackend
 

@@ -24,24 +24,27 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def resolve_device(name: str) -> torch.device:
-    """'auto' picks the first CUDA device when there is one, else the CPU.
+    """'auto' picks the first CUDA device when there is one, else the CPU; 'mps' is an Apple GPU.
 
     Raises:
-        VfiError: an unknown device, or a CUDA device this machine does not have.
+        VfiError: an unknown device, or a CUDA or MPS device this machine does not have.
     """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError as exc:
-        raise VfiError(f"unknown device {name!r} (use auto, cpu or cuda[:N])") from exc
+        raise VfiError(f"unknown device {name!r} (use auto, cpu, cuda[:N] or mps)") from exc
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise VfiError(f"device {name} requested but CUDA is not available on this machine")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise VfiError(f"device {name} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise VfiError(f"device {name} requested but MPS (an Apple GPU, macOS 12.3 or later) is not available on this machine")
     elif device.type != "cpu":
-        raise VfiError(f"unsupported device {name!r} (use auto, cpu or cuda[:N])")
+        raise VfiError(f"unsupported device {name!r} (use auto, cpu, cuda[:N] or mps)")
     return device
 
 
@@ -64,7 +67,8 @@ def resolve_precision(name: str | None, device: torch.device, backend: str = "au
     if name is None:
         if device.type == "cuda":
             return torch.float16
-        return torch.bfloat16 if backend in ("auto", "torch", "openvino") and native_bf16() else torch.float32
+        cpu_bf16 = device.type == "cpu" and backend in ("auto", "torch", "openvino") and native_bf16()
+        return torch.bfloat16 if cpu_bf16 else torch.float32  # fp32 on MPS too
     if name not in DTYPES:
         raise VfiError(f"unknown precision {name!r} (use {', '.join(DTYPES)})")
     if name == "fp16" and device.type == "cpu":

@@ -7,11 +7,11 @@ from pathlib import Path
 import click
 
 from vfi_cli import api
-from vfi_cli.cli.options import call, engine_options, fail, verbosity, weights_option
+from vfi_cli.cli.options import call, engine_options, fail, key_values, verbosity, weights_option
 from vfi_cli.cli.output import Output
-from vfi_cli.config import PRESETS, ConvertOptions, EncodeSettings, EngineOptions, default
+from vfi_cli.config import DEDUP_MAX_HOLD, PRESETS, ConvertOptions, EncodeSettings, EngineOptions, default
 from vfi_cli.results import Summary
-from vfi_cli.units import MAX_FACTOR, format_rate, parse_rate
+from vfi_cli.units import MAX_FACTOR, format_rate, format_time, parse_rate
 
 
 @click.command()
@@ -31,16 +31,29 @@ from vfi_cli.units import MAX_FACTOR, format_rate, parse_rate
               help=f"Encoder speed: {', '.join(PRESETS)}; mapped to each encoder's own (SVT-AV1 presets 13…0, VP9 cpu-used), "
                    "or an SVT-AV1 preset number.")
 @click.option("--pix-fmt", help="Output pixel format (default: the input's, when the encoder takes it).")
+@click.option("--encoder-opt", "encoder_opts", multiple=True, metavar="KEY=VALUE", callback=key_values,
+              help="Pass an option to the encoder (repeatable; over --crf and --preset): tune=film, x265-params=aq-mode=3, "
+                   "svtav1-params=tune=0 ...")
 @click.option("--scene-threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help=f"Cut score above which a pair counts as a hard cut and is not interpolated (default {default(ConvertOptions, 'scene_threshold')}; "
                    "lower finds more cuts).")
+@click.option("--start", "start_text", metavar="TIME", help="Convert a part only (a preview), from the first frame at or after "
+              "TIME: seconds, MM:SS or HH:MM:SS[.mmm]; the output and its audio start at 0.")
+@click.option("--end", "end_text", metavar="TIME", help="End the part before TIME (from the input's start).")
+@click.option("--duration", "duration_text", metavar="TIME", help="End the part TIME after its first frame instead.")
+@click.option("--dedup", "dedup_text", metavar="off|exact|TOL", default="off", show_default=True,
+              help=f"Drop frames that repeat the previous drawing (animation on twos) and spread the motion evenly over the "
+                   f"span it was held for (up to {DEDUP_MAX_HOLD} frames): bit-identical ones (exact), or within TOL 8-bit levels "
+                   "(largest mean difference of an 8x8 block; 10 suits x264 CRF 18-28).")
 @click.option("--no-scene-detect", is_flag=True, help="Interpolate across hard cuts too (identical frames are still copied).")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @engine_options(EngineOptions())
 @verbosity("No progress bar or summary.")
 def interpolate(
     source: Path, destination: Path, factor: int | None, fps_text: str | None, input_fps_text: str | None, weights: Path | None,
-    codec: str, crf: int, preset: str, pix_fmt: str | None, scene_threshold: float | None, no_scene_detect: bool,
+    codec: str, crf: int, preset: str, pix_fmt: str | None,
+    encoder_opts: tuple[tuple[str, str], ...], scene_threshold: float | None, start_text: str | None, end_text: str | None,
+    duration_text: str | None, dedup_text: str, no_scene_detect: bool,
     overwrite: bool, engine: EngineOptions, output: Output,
 ) -> None:
     """Convert IN to a higher frame rate and write OUT (audio is copied)."""
@@ -53,19 +66,39 @@ def interpolate(
         input_fps = None if input_fps_text is None else parse_rate(input_fps_text)
     except ValueError as exc:
         fail(str(exc), 2)
+    if end_text is not None and duration_text is not None:
+        fail("give either --end or --duration, not both", 2)
     threshold = None if no_scene_detect else scene_threshold if scene_threshold is not None else default(ConvertOptions, "scene_threshold")
-    options = ConvertOptions(factor=factor, fps=fps, encode=EncodeSettings(codec, crf, preset, pix_fmt), scene_threshold=threshold)
+    try:
+        dedup = parse_dedup(dedup_text)
+        options = ConvertOptions(factor=factor, fps=fps, encode=EncodeSettings(codec, crf, preset, pix_fmt, encoder_opts),
+                                 scene_threshold=threshold, start=start_text, end=end_text, duration=duration_text, dedup=dedup)
+    except ValueError as exc:
+        fail(str(exc), 2)
     summary = call(lambda: api.convert(source, destination, options, engine=engine, weights=weights, input_fps=input_fps,
                                        overwrite=overwrite, progress=output))
     output.status(summary_line(summary, scene_detect=not no_scene_detect))
 
 
+def parse_dedup(text: str) -> float | None:
+    """``--dedup``: off -> None, exact -> 0, a tolerance in levels -> itself."""
+    words = {"off": None, "exact": 0.0}
+    if text.strip().lower() in words:
+        return words[text.strip().lower()]
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"--dedup takes off, exact or a tolerance in levels such as 10, not {text!r}") from None
+
+
 def summary_line(summary: Summary, scene_detect: bool) -> str:
     cuts = f"{summary.cuts} scene cut(s) kept sharp" if scene_detect else "scene detection off"
+    part = f" from {format_time(summary.start)} of the input" if summary.start else ""
     return (
-        f"Wrote {summary.output}: {summary.frames_out} frames at {format_rate(summary.rate_out)} fps "
+        f"Wrote {summary.output}: {summary.frames_out} frames at {format_rate(summary.rate_out)} fps{part} "
         f"({summary.frames_in} in, {summary.synthesized} synthesised), duration {float(summary.duration_out):.3f} s; "
         f"{cuts}, {summary.static_pairs} static pair(s) copied; "
+        + (f"{summary.duplicates} repeated frame(s) re-timed; " if summary.duplicates else "") +
         f"{summary.seconds:.1f} s, {summary.frames_out / max(summary.seconds, 1e-9):.2f} frames/s"
     )
 

@@ -11,7 +11,25 @@ from vfi_cli import api
 from vfi_cli.cli.options import call, comma_list, engine_options, fail, size, verbosity, weights_option
 from vfi_cli.cli.output import Output
 from vfi_cli.config import BENCH_ENGINE, BENCH_ROUNDS, VIDEO_TRIPLETS, BenchOptions, EngineOptions, EvalOptions, default
+from vfi_cli.results import to_json
 from vfi_cli.units import MAX_FACTOR
+
+
+STDOUT = Path("-")
+
+
+def json_target(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """``--json PATH``, where ``-`` means stdout (kept as :data:`STDOUT`, never a file named '-')."""
+    return STDOUT if value is not None and str(value) == "-" else value
+
+
+def print_result(table: Any, result: dict[str, Any], json_to_stdout: bool) -> None:
+    """The table on stdout; with ``--json -`` the JSON alone on stdout (for a pipe) and the table on stderr."""
+    from rich.console import Console
+
+    Console(soft_wrap=True, stderr=json_to_stdout).print(table)
+    if json_to_stdout:
+        click.echo(to_json(result), nl=False)
 
 
 @click.command(name="eval")
@@ -28,7 +46,8 @@ from vfi_cli.units import MAX_FACTOR
 @click.option("--split", default=default(EvalOptions, "split"), show_default=True, help="CityScapes split folder.")
 @click.option("--trimap-widths", callback=comma_list, default=",".join(map(str, default(EvalOptions, "trimap_widths"))), show_default=True,
               help="CityScapes trimap dilations in pixels.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the report (means and per-triplet values) here.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), callback=json_target,
+              help="Write the report (means and per-triplet values) here; - for stdout (the table then goes to stderr).")
 @click.option("--save-dir", type=click.Path(path_type=Path), help="Write side-by-side PNGs and a PSNR-per-triplet plot here.")
 @click.option("--save-count", type=click.IntRange(min=0), default=default(EvalOptions, "save_count"), show_default=True,
               help="How many triplets get a side-by-side PNG.")
@@ -39,11 +58,11 @@ def eval_command(source: Path, weights: Path | None, no_model: bool, compare: tu
     """Quality (IE, PSNR, SSIM) on triplets of a video, a UCF101/Vimeo-90K folder or CityScapes."""
     if not all(width.isdigit() for width in trimap_widths):
         fail("--trimap-widths takes whole pixel counts, e.g. 0,6,12", 2)
+    to_stdout = options["json_path"] == STDOUT
+    options["json_path"] = None if to_stdout else options["json_path"]
     chosen = EvalOptions(use_model=not no_model, compare=compare, trimap_widths=tuple(int(w) for w in trimap_widths), **options)
     report = call(lambda: api.evaluate(source, chosen, weights=weights, engine=engine, progress=output))
-    from rich.console import Console
-
-    Console(soft_wrap=True).print(summary_table(report))
+    print_result(summary_table(report), report, to_stdout)
     if report["skipped_at_cuts"]:
         output.status(f"skipped {len(report['skipped_at_cuts'])} triplet(s) spanning a hard cut")
     if chosen.json_path is not None:
@@ -74,16 +93,17 @@ def summary_table(report: dict[str, Any]) -> Any:
 @click.option("--iterations", type=click.IntRange(min=1), help=f"Timed calls (default {BENCH_ROUNDS['cuda'][1]} on CUDA, {BENCH_ROUNDS['cpu'][1]} on the CPU).")
 @click.option("--e2e", type=click.Path(path_type=Path), metavar="VIDEO", help="Also convert VIDEO (output discarded): output frames/s and decode/model/encode shares.")
 @click.option("--factor", type=click.IntRange(2, MAX_FACTOR), default=default(BenchOptions, "factor"), show_default=True, help="Frame-rate factor of the --e2e run.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the figures here as JSON.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), callback=json_target,
+              help="Write the figures here as JSON; - for stdout (the table then goes to stderr).")
 @engine_options(BENCH_ENGINE, all_backends=True)
 @verbosity("Only the table.")
 def bench(weights: Path | None, engine: EngineOptions, output: Output, **options: Any) -> None:
     """Milliseconds per interpolated frame at 1024x2048 (the paper's 0.36 s), memory, and end-to-end speed."""
+    to_stdout = options["json_path"] == STDOUT
+    options["json_path"] = None if to_stdout else options["json_path"]
     chosen = BenchOptions(**options)
     result = call(lambda: api.benchmark(chosen, weights=weights, engine=engine, progress=output))
-    from rich.console import Console
-
-    Console(soft_wrap=True).print(bench_table(result))
+    print_result(bench_table(result), result, to_stdout)
     if chosen.json_path is not None:
         output.status(f"wrote {chosen.json_path}")
 

@@ -82,6 +82,17 @@ def size(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple
         raise click.BadParameter(str(exc)) from None
 
 
+def key_values(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """Repeated ``KEY=VALUE`` options -> ((key, value), ...), in the order given (the value may hold '=')."""
+    pairs = []
+    for text in value:
+        key, sep, rest = text.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{text!r} is not KEY=VALUE")
+        pairs.append((key.strip(), rest))
+    return tuple(pairs)
+
+
 def comma_list(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in (value or "").split(",") if item.strip())
 
@@ -97,7 +108,7 @@ def engine_options(defaults: EngineOptions, *, memory: bool = True, all_backends
     command as ``all_backends=True`` beside the default engine."""
     backends = BACKENDS + (("all",) if all_backends else ())
     options = [
-        click.option("--device", default=defaults.device, show_default=True, help="auto, cpu, cuda or cuda:N."),
+        click.option("--device", default=defaults.device, show_default=True, help="auto, cpu, cuda, cuda:N or mps (an Apple GPU)."),
         click.option("--precision", type=click.Choice(PRECISIONS), help="Default: fp16 on CUDA; on the CPU bf16 where it is native (AMX, AVX-512 BF16), else fp32."),
         click.option("--backend", type=click.Choice(backends), default=defaults.backend, show_default=True,
                      help="How the network runs: PyTorch, or the optional ONNX Runtime / OpenVINO extras (CPU)"

@@ -19,12 +19,14 @@ from typing import Any
 import numpy as np
 
 from vfi_cli.config import ConvertOptions
+from vfi_cli.engine.dedup import Deduplicator
 from vfi_cli.engine.runner import FrameInterpolator, PairCounts, interpolate_stream
 from vfi_cli.engine.scenes import SceneDetector
 from vfi_cli.engine.schedule import DEFAULT_TOLERANCE, OutputFrame, Schedule, round_half_up
 from vfi_cli.results import Summary
 from vfi_cli.video.color import convert_format, from_rgb
 from vfi_cli.video.images import PngFolderWriter, is_folder_output, read_images
+from vfi_cli.video.parts import locate_part
 from vfi_cli.video.reader import DecodedFrame, FrameReader, VideoInfo
 from vfi_cli.video.writer import VideoWriter
 
@@ -113,14 +115,21 @@ def convert_video(
 
     Up to ``batch_size`` frames are synthesised per call of ``interpolator``. ``on_frame(n)`` is
     called from the encoder thread after each output frame is written. Input frames that could not
-    be decoded are counted in the summary and named in one logged warning. ``overwrite`` lets the
-    output replace what was at ``destination`` when the run started, never what appears meanwhile.
+    be decoded are counted in the summary and named in one logged warning. With a part asked for
+    (``options.start``, ``end``, ``duration``) only that part is converted, the output starting at 0.
+    ``overwrite`` lets the output replace what was at ``destination`` when the run started, never
+    what appears meanwhile.
     """
     started = time.perf_counter()
     rate_out = options.output_rate(info.rate)
+    part = locate_part(info, options.start, options.end, options.duration) if options.is_part else None
     # --factor follows the input's own timestamps (variable rate stays variable); --fps gives constant rate.
     tolerance = min(info.time_base, DEFAULT_TOLERANCE) if info.time_base else DEFAULT_TOLERANCE
-    schedule = Schedule(info.rate, rate_out, factor=options.factor, tolerance=tolerance)
+    end = None if part is None or part.end is None else part.end - part.start
+    schedule = Schedule(info.rate, rate_out, factor=options.factor, tolerance=tolerance, end=end)
+    # Repeats are dropped in this (the model's) thread, so that the schedule hears of each before the next frame.
+    dedup = None if options.dedup is None else Deduplicator(schedule, options.dedup, None if options.scene_threshold is None
+                                                            else SceneDetector(options.scene_threshold))
     stop = threading.Event()
     queue_size = 2 * batch_size + 2
     decoded = _Channel(queue_size, stop)
@@ -128,10 +137,10 @@ def convert_video(
     synthesized = 0
     counts = PairCounts()
 
-    reader = FrameReader(info, keep_depth=True)
+    reader = FrameReader(info, keep_depth=True, part=part)
 
     def decode() -> None:
-        frames = read_images(info) if info.path.is_dir() else iter(reader)
+        frames = read_images(info, part) if info.path.is_dir() else iter(reader)
         try:
             for frame in frames:
                 decoded.put(frame)
@@ -143,7 +152,7 @@ def convert_video(
         output: VideoWriter | PngFolderWriter = PngFolderWriter(destination, info, overwrite=overwrite)
     else:
         output = VideoWriter(destination, info, rate_out, options.encode, schedule.output_time_base(info.time_base),
-                             overwrite=overwrite)
+                             overwrite=overwrite, part=part)
     with output as writer:
 
         def encode() -> None:
@@ -158,7 +167,8 @@ def convert_video(
         try:
             model_started = time.perf_counter()
             detector = None if options.scene_threshold is None else SceneDetector(options.scene_threshold)
-            for job, payload in interpolate_stream(decoded, schedule, interpolator, batch_size, detector, counts):
+            frames = decoded if dedup is None else dedup(decoded)
+            for job, payload in interpolate_stream(frames, schedule, interpolator, batch_size, detector, counts):
                 synthesized += isinstance(payload, np.ndarray)
                 produced.put((job, payload))
             produced.put(_END)
@@ -180,17 +190,19 @@ def convert_video(
         log.warning("%d input frame(s) could not be decoded and were skipped (%s); the frames around them were "
                     "interpolated across the gap.", reader.frames_lost, reader.first_error)
     return Summary(
-        frames_in=schedule.inputs,
+        frames_in=schedule.used,
         frames_out=schedule.outputs,
         synthesized=synthesized,
         cuts=counts.cuts,
         static_pairs=counts.static,
+        duplicates=0 if dedup is None else dedup.dropped,
         rate_in=info.rate,
         rate_out=rate_out,
         duration_in=schedule.input_duration,
         duration_out=schedule.output_duration,
         seconds=seconds,
         output=destination,
+        start=Fraction(0) if part is None else part.start,
         frames_lost=reader.frames_lost,
         decode_error=reader.first_error if reader.frames_lost else None,
         busy_seconds={
@@ -202,8 +214,14 @@ def convert_video(
 
 
 def expected_output_frames(info: VideoInfo, options: ConvertOptions) -> int:
-    """Output frame count predicted from the header (exact when the header's frame count is)."""
-    return round_half_up(Fraction(info.frame_count) / info.rate * options.output_rate(info.rate))
+    """Output frame count predicted from the header (exact when the header's frame count is; for a part,
+    from the times asked for)."""
+    length = Fraction(info.frame_count) / info.rate
+    if options.is_part:
+        start = options.start or Fraction(0)
+        stop = start + options.duration if options.duration is not None else options.end
+        length = max(Fraction(0), (length if stop is None else min(length, stop)) - start)
+    return round_half_up(length * options.output_rate(info.rate))
 
 
 def _to_output_frame(job: OutputFrame, payload: DecodedFrame | np.ndarray, writer: VideoWriter | PngFolderWriter,

@@ -154,3 +154,33 @@ def is_still(first: np.ndarray, second: np.ndarray, noise: float = 0.0) -> bool:
     if not np.array_equal(first[::16, ::16], second[::16, ::16]):
         return False
     return bool(np.array_equal(first, second))
+
+
+DUPLICATE_BLOCK = 8  # pixels: the side of the blocks whose mean difference :func:`frame_difference` takes the largest of
+
+
+def frame_difference(first: np.ndarray, second: np.ndarray) -> float:
+    """How far apart two frames are for duplicate detection, in 8-bit levels: the largest mean absolute
+    difference of any 8×8 block (over R, G and B), as ffmpeg's mpdecimate measures.
+
+    Compression noise spreads thin (a held drawing re-encoded differs by 8–21 levels at a few pixels
+    but a block mean of 1–3), while a moving mouth or hand shifts whole blocks by tens of levels.
+    """
+    if first.shape != second.shape:
+        return float("inf")
+    diff = cv2.absdiff(first, second)
+    if diff.dtype != np.uint8:
+        diff = diff.astype(np.float32) * (255.0 / np.iinfo(first.dtype).max)
+    height, width = diff.shape[:2]
+    rows, columns = max(1, height // DUPLICATE_BLOCK), max(1, width // DUPLICATE_BLOCK)
+    blocks = cv2.resize(diff[: rows * DUPLICATE_BLOCK or height, : columns * DUPLICATE_BLOCK or width], (columns, rows),
+                        interpolation=cv2.INTER_AREA).astype(np.float32)
+    return float(blocks.reshape(rows, columns, -1).mean(axis=2).max())
+
+
+def is_duplicate(first: np.ndarray, second: np.ndarray, tolerance: float) -> bool:
+    """Whether ``second`` repeats ``first`` (a held drawing): bit-identical for ``tolerance`` 0, else a
+    :func:`frame_difference` of at most ``tolerance`` levels."""
+    if tolerance <= 0:
+        return is_still(first, second)
+    return frame_difference(first, second) <= tolerance

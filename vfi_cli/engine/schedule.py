@@ -53,10 +53,14 @@ class Schedule:
     real times of variable-rate video are not moved. A missing or non-increasing time is taken as
     one nominal frame after the previous one. The output covers the input's whole duration (last
     frame time plus one nominal frame): its tail holds the last input frame.
+
+    With an ``end`` (a preview of part of the input) the output covers [0, end) and no more: the
+    first input frame at or after ``end`` only closes the last interval (its frames are made between
+    the last frame before ``end`` and that one, as in a conversion of the whole input).
     """
 
     def __init__(self, rate_in: Fraction, rate_out: Fraction, *, factor: int | None = None,
-                 tolerance: Fraction = DEFAULT_TOLERANCE) -> None:
+                 tolerance: Fraction = DEFAULT_TOLERANCE, end: Fraction | None = None) -> None:
         if rate_in <= 0 or rate_out <= 0:
             raise ValueError("frame rates must be positive")
         if factor is not None and (factor < 1 or rate_out != rate_in * factor):
@@ -65,9 +69,18 @@ class Schedule:
         self.rate_out = Fraction(rate_out)
         self.factor = factor
         self.tolerance = Fraction(min(Fraction(tolerance), 1 / (4 * self.rate_in)))
+        if end is not None and end <= 0:
+            raise ValueError("end must be positive")
+        self.end = None if end is None else Fraction(end)
         self.inputs = 0
         self.outputs = 0
-        self._last: Fraction | None = None
+        self.ended = False  # an input at or after ``end`` has come: the output is complete
+        self.used = 0  # input frames before ``end`` (held ones too): those the output shows
+        self._last: Fraction | None = None  # the time of the last input (the start of the span being made)
+        self._seen: Fraction | None = None  # the time of the last frame registered, held or not
+        self._held: list[Fraction] = []  # times of the frames held since ``_last``
+        self._stopped_at: Fraction | None = None
+        self._last_end: Fraction | None = None
 
     def output_time_base(self, input_time_base: Fraction | None) -> Fraction:
         """A tick on which every output time falls exactly (what the encoder's time base must be)."""
@@ -80,25 +93,32 @@ class Schedule:
 
     def _snap(self, time: Fraction | None) -> Fraction:
         step = 1 / self.rate_in
-        if self._last is None:
+        if self._seen is None:
             return Fraction(0)
-        if time is None or time <= self._last:
-            return self._last + step
+        if time is None or time <= self._seen:
+            return self._seen + step
         grid = round_half_up(time * self.rate_in) / self.rate_in
-        if abs(time - grid) <= self.tolerance and grid > self._last:
+        if abs(time - grid) <= self.tolerance and grid > self._seen:
             return grid
         return time
 
     def _between(self, start: Fraction, end: Fraction) -> list[OutputFrame]:
-        """The output frames in [start, end), made between input ``inputs - 1`` and the next."""
+        """The output frames in [start, end), made between input ``inputs - 1`` and the next; held
+        frames in between split the span as input frames would, and t runs evenly over all of it."""
         left = self.inputs - 1
         made = []
+        stop = end if self.end is None else min(end, self.end)
         if self.factor is not None:
-            for m in range(self.factor):
-                made.append(OutputFrame(self.outputs, start + (end - start) * m / self.factor, left, Fraction(m, self.factor)))
-                self.outputs += 1
+            bounds = [start, *self._held, end]
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                for m in range(self.factor):
+                    if (out_time := a + (b - a) * m / self.factor) >= stop:
+                        self._stopped_at = out_time  # where the last frame made ends
+                        return made
+                    made.append(OutputFrame(self.outputs, out_time, left, (out_time - start) / (end - start)))
+                    self.outputs += 1
             return made
-        while (out_time := self.outputs / self.rate_out) < end:
+        while (out_time := self.outputs / self.rate_out) < stop:
             made.append(OutputFrame(self.outputs, out_time, left, (out_time - start) / (end - start)))
             self.outputs += 1
         return made
@@ -106,14 +126,42 @@ class Schedule:
     def add_input(self, time: Fraction | None) -> list[OutputFrame]:
         """Register the next input frame (its time relative to the first frame, or None)."""
         current = self._snap(None if time is None else Fraction(time))
-        made = [] if self._last is None else self._between(self._last, current)
-        self._last = current
+        made = [] if self._last is None or self.ended else self._between(self._last, current)
+        if self._reaches_end(time, current):
+            if not self.ended:
+                self.ended, self._last_end = True, current  # this frame only closed the last interval
+        else:
+            self._last, self._held = current, []
+            self.used += 1
+        self._seen = current
         self.inputs += 1
         return made
 
+    def hold(self, time: Fraction | None) -> None:
+        """Register an input frame that repeats the previous one (a drawing held "on twos"; see
+        :mod:`vfi_cli.engine.dedup`). It is not an input of its own: the output frames of the span from
+        the frame it repeats to the next input are all made between those two, at times t spread
+        evenly over the whole span, so the drawing's motion is spread over the frames it was held for.
+        Output times stay where they would be: with a factor, N per frame interval, held or not."""
+        current = self._snap(None if time is None else Fraction(time))
+        if self._last is None:
+            raise ValueError("the first input frame cannot repeat another")
+        if not self.ended and not self._reaches_end(time, current):
+            self._held.append(current)
+            self.used += 1
+        self._seen = current
+
+    def _reaches_end(self, time: Fraction | None, current: Fraction) -> bool:
+        """Whether a frame at ``time`` (``current`` once snapped to the grid) lies at or after ``end``.
+        Its own time counts as well: with --start 0.3 --end 3.5 on a 24 fps Matroska input, the frame
+        at 3.5 s is 3.167 s (milliseconds) after the part's first one, at 0.333 s, and 19/6 s once
+        snapped to the grid: just before ``end``, it would open a sliver of an interval, an output
+        frame 1/6000 s after the last (in the same millisecond of the file's clock)."""
+        return self.end is not None and (current >= self.end or (time is not None and Fraction(time) >= self.end))
+
     def finish(self) -> list[OutputFrame]:
         """The remaining output frames once the input has ended (copies of the last input frame)."""
-        if self._last is None:
+        if self._last is None or self.ended:
             return []
         if self.factor is not None:
             made = self._between(self._last, self.input_duration)
@@ -128,11 +176,18 @@ class Schedule:
 
     @property
     def input_duration(self) -> Fraction:
-        """Time of the last input frame plus one nominal frame."""
-        return Fraction(0) if self._last is None else self._last + 1 / self.rate_in
+        """Time of the last input frame plus one nominal frame (at most ``end``; ``end`` once the input has reached it)."""
+        if self.ended:
+            return self.end
+        if self._seen is None:
+            return Fraction(0)
+        return self._seen + 1 / self.rate_in if self.end is None else min(self._seen + 1 / self.rate_in, self.end)
 
     @property
     def output_duration(self) -> Fraction:
+        """Where the last output frame ends: with an ``end``, the first output time at or after it."""
+        if self.factor is not None and self.ended:
+            return self._stopped_at if self._stopped_at is not None else self._last_end
         if self.factor is not None:
             return self.input_duration
         return self.outputs / self.rate_out

@@ -15,16 +15,15 @@ the edge: motion up to that distance, plus the reach of the convolutions, is see
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from vfi_cli.config import ModelConfig
 from vfi_cli.errors import VfiError
+from vfi_cli.memory import available_memory
 from vfi_cli.units import format_memory
 
 CPU_SHARE = 0.5  # of MemAvailable: decoding, encoding, queues and other programs need the rest
@@ -33,16 +32,12 @@ SAFETY = 1.1  # on the estimate below, which matched measured peaks to within -1
 BLEND_BYTES = 32  # per tile pixel: Ĩt in float32, its weighted copy and the weight
 
 def free_memory(device: torch.device) -> int:
-    """Free device memory (CUDA) or the RAM the kernel says can be had without swapping (CPU)."""
+    """Free device memory (CUDA) or the RAM that can be had without swapping (the CPU, and Apple's
+    MPS, whose GPU shares the RAM)."""
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return int(free)
-    meminfo = Path("/proc/meminfo")
-    if meminfo.is_file():
-        for line in meminfo.read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return available_memory()
 
 
 def default_budget(device: torch.device) -> int:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
-import resource
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,6 +21,7 @@ import numpy as np
 from vfi_cli.config import BENCH_ENGINE, BENCH_ROUNDS, BenchOptions, ConvertOptions, EngineOptions
 from vfi_cli.errors import VfiError
 from vfi_cli.files import check_output_file
+from vfi_cli.memory import peak_rss
 from vfi_cli.metrics import check_frame_size
 from vfi_cli.progress import SILENT, Progress
 from vfi_cli.results import LoadedModel
@@ -223,9 +222,8 @@ def _synchronize(device: Any) -> None:
 
 
 def _peak_rss() -> int:
-    """Peak resident memory of this process in bytes (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
+    """Peak resident memory of this process in bytes (on every platform: :func:`vfi_cli.memory.peak_rss`)."""
+    return peak_rss()
 
 
 def time_pipeline(model: LoadedModel, video: Path, engine: EngineOptions = BENCH_ENGINE, *, factor: int = 2,

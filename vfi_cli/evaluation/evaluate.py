@@ -6,7 +6,6 @@ by :func:`vfi_cli.metrics.measure`; sources come from :mod:`vfi_cli.datasets`.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
@@ -25,6 +24,7 @@ from vfi_cli.evaluation.methods import BASELINES, Method, model_method
 from vfi_cli.files import check_output_file, check_output_folder
 from vfi_cli.metrics import SSIM_WINDOW, check_frame_size, measure
 from vfi_cli.progress import SILENT, Progress
+from vfi_cli.results import to_json
 
 DEFINITIONS = {
     "ie": "sqrt(mean over pixels of sum over R,G,B of (pred-truth)^2), values 0-255 (Middlebury IE)",
@@ -103,18 +103,8 @@ def _safe(name: str) -> str:
 
 
 def write_json(report: dict[str, Any], path: Path) -> None:
-    """Strict JSON: NaN (an empty mask) becomes null."""
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, float) and math.isnan(value):
-            return None
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        return value
-
-    path.write_text(json.dumps(clean(report), indent=1, allow_nan=False) + "\n")
+    """Strict JSON: NaN (an empty mask) becomes null (:func:`vfi_cli.results.to_json`)."""
+    path.write_text(to_json(report))
 
 
 def evaluate_source(

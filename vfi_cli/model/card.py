@@ -4,9 +4,11 @@ the training recipe (every stage's command, steps, wall time and hardware, paren
 
 from __future__ import annotations
 
-from pathlib import Path
+import shlex
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from vfi_cli.config import DATA_KINDS
 from vfi_cli.errors import VfiError
 from vfi_cli.files import read_json_object
 
@@ -59,7 +61,7 @@ def _summary(card: dict[str, Any]) -> list[str]:
             total["wall_seconds"] = sum(s["wall_seconds"] for s in stages)
         lines.append(f"  in all: {len(stages)} stages, {_stage_cost(total)}")
     if recipe.get("command"):
-        lines.append(f"  command: {recipe['command']}")
+        lines.append(f"  command: {portable_command(recipe['command'])}")
     mean = ((card.get("metrics") or {}).get("holdout") or {}).get("mean_of_clips") or {}
     if mean:
         lines.append("held-out PSNR / SSIM (mean of clips): " + ", ".join(f"{name} {m['psnr']:.2f} / {m['ssim']:.4f}" for name, m in mean.items()))
@@ -69,3 +71,49 @@ def _summary(card: dict[str, Any]) -> list[str]:
 def _stage_cost(recipe: dict[str, Any]) -> str:
     hours = f", {recipe['wall_seconds'] / 3600:.1f} h" if recipe.get("wall_seconds") else ""
     return f"{recipe['steps']} steps{hours}"
+
+
+def portable_command(command: str) -> str:
+    """A recorded command as it reads on any machine: each absolute path (also in ``--data
+    videos:/path@0.2`` and ``--opt=/path``) cut to its last part, or to as many last parts as keep two
+    different paths apart (``/work/shared/clips`` and ``/work/extra/clips`` become ``shared/clips`` and
+    ``extra/clips``). The card keeps the command as it ran."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command
+    pieces = [_path_piece(word) for word in words]
+    paths = sorted({piece[1] for piece in pieces if piece is not None})
+    short = _shortest_unique(paths)
+    out = [word if piece is None else piece[0] + short[piece[1]] + piece[2] for word, piece in zip(words, pieces)]
+    return shlex.join(out)
+
+
+def _path_piece(word: str) -> tuple[str, str, str] | None:
+    """(prefix, absolute path, suffix) of a command word holding a machine's path, else None."""
+    prefix, rest = "", word
+    if rest.startswith("--") and "=" in rest:
+        name, _, rest = rest.partition("=")
+        prefix = name + "="
+    kind, sep, after = rest.partition(":")
+    if sep and kind in DATA_KINDS:
+        prefix, rest = prefix + kind + ":", after
+    suffix = ""
+    body, at, weight = rest.rpartition("@")
+    if at and body and weight.replace(".", "", 1).isdigit():
+        rest, suffix = body, "@" + weight
+    if not (PurePosixPath(rest).is_absolute() or PureWindowsPath(rest).is_absolute()):
+        return None
+    return prefix, rest, suffix
+
+
+def _shortest_unique(paths: list[str]) -> dict[str, str]:
+    """Each path's fewest last parts that no other path in ``paths`` shares."""
+    parts = {path: (PureWindowsPath(path) if PureWindowsPath(path).drive else PurePosixPath(path)).parts[1:] or ("/",) for path in paths}
+    short = {}
+    for path, mine in parts.items():
+        keep = 1
+        while keep < len(mine) and any(other[-keep:] == mine[-keep:] for q, other in parts.items() if q != path):
+            keep += 1
+        short[path] = "/".join(mine[-keep:])
+    return short

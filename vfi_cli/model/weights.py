@@ -7,8 +7,8 @@ is also stored in the safetensors metadata, so a file travels without its card a
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +34,10 @@ def sha256_file(path: Path) -> str:
 
 
 def weights_search_path() -> list[Path]:
-    """Where the default weights are looked for: the source checkout, then the installed data."""
-    return [
-        Path(__file__).resolve().parents[2] / "weights",
-        Path(sys.prefix) / "share" / "vfi" / "weights",
-    ]
+    """Where the default weights are looked for: the package's own data folder ``vfi_cli/weights``,
+    found through :mod:`importlib.resources`, so the same in a source checkout, an editable install,
+    a wheel, a virtual environment or ``pip install --user``."""
+    return [Path(str(importlib.resources.files("vfi_cli") / "weights"))]
 
 
 def default_weights_path() -> Path | None:

@@ -98,11 +98,7 @@ def export_weights(
     needs: ``destination`` must not exist unless ``overwrite``, its folder must; ``metrics`` may be
     a JSON file holding an object. Returns the card."""
     checkpoint = RunDirectory(Path(run)).checkpoint if Path(run).is_dir() else Path(run)
-    if destination.exists() and not overwrite:
-        raise VfiError(f"output exists: {destination} (pass --overwrite to replace it)")
-    if not destination.parent.resolve().is_dir():
-        raise VfiError(f"output directory does not exist: {destination.parent}")
-    check_output_file(destination, "OUT", overwrite=overwrite)
+    check_output_file(destination, "OUT", overwrite=overwrite)  # also '-': weights and their card are two files
     if isinstance(metrics, (str, Path)):
         metrics = read_json_object(Path(metrics), f"--metrics {metrics}")
     return export_checkpoint(checkpoint, destination, half=half, metrics=metrics, overwrite=overwrite)

@@ -7,6 +7,7 @@ Images are sRGB: 8-bit images give 8-bit RGB, 16-bit PNG/TIFF give 16-bit RGB. O
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import shutil
@@ -20,7 +21,7 @@ import numpy as np
 from vfi_cli.errors import VideoError
 from vfi_cli.files import commit_output, hold, identity, release, remove_stale_partials
 from vfi_cli.video.color import ColorInfo, bit_depth, has_alpha
-from vfi_cli.video.reader import DecodedFrame, VideoInfo
+from vfi_cli.video.reader import DecodedFrame, Part, VideoInfo
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 log = logging.getLogger(__name__)
@@ -94,11 +95,14 @@ def probe_images(folder: Path, rate: Fraction) -> VideoInfo:
     )
 
 
-def read_images(info: VideoInfo) -> Iterator[DecodedFrame]:
-    """The folder's images as frames at exact times k / rate."""
+def read_images(info: VideoInfo, part: Part | None = None) -> Iterator[DecodedFrame]:
+    """The folder's images as frames at exact times k / rate (with a ``part``: from its start, timed
+    from there, up to and including the first frame at or after its end, as :class:`FrameReader` does)."""
     expected = (info.height, info.width, 3)
     dtype = np.uint16 if info.pix_fmt == "rgb48le" else np.uint8
-    for index, path in enumerate(numbered_images(info.path)):
+    first = 0 if part is None else math.ceil(part.start * info.rate)
+    last = None if part is None or part.end is None else math.ceil(part.end * info.rate)
+    for index, path in enumerate(numbered_images(info.path)[first : None if last is None else last + 1]):
         rgb = _load(path)
         if rgb.shape != expected or rgb.dtype != dtype:
             raise VideoError(

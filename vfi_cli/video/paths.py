@@ -16,6 +16,11 @@ _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/+")
 
 def check_paths(source: Path, destination: Path, overwrite: bool, input_fps: Fraction | None = None) -> None:
     """Refuse, with one line each, what would fail late or destroy data."""
+    if str(source) == "-":
+        raise VfiError("IN '-' (standard input) is not supported: a conversion seeks in its input; give a file")
+    if str(destination) == "-":
+        raise VfiError("OUT '-' (standard output) is not supported: the output is written to a temporary file and renamed "
+                       "when complete; give a file name such as out.mkv")
     for given in (source, destination):
         url = _URL.match(str(given))
         if url and not given.exists() and not given.parent.is_dir():

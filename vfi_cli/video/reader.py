@@ -14,6 +14,7 @@ import numpy as np
 from vfi_cli.errors import VideoError
 from vfi_cli.video import ffmpeg_message
 from vfi_cli.video.color import ColorInfo, to_rgb
+from vfi_cli.video.hdr import HdrMetadata
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class VideoInfo:
     color: ColorInfo
     audio_streams: int
     time_base: Fraction | None = None  # tick of the input's timestamps: how precisely frame times are known
+    hdr: HdrMetadata | None = None  # HDR10 mastering display and content light level, as the first frame carries them
 
 
 @dataclass
@@ -118,7 +120,17 @@ def probe(path: Path) -> VideoInfo:
             color=ColorInfo.of_frame(first),
             audio_streams=len(container.streams.audio),
             time_base=Fraction(time_base) if time_base else None,
+            hdr=HdrMetadata.of_frame(first),
         )
+
+
+@dataclass(frozen=True)
+class Part:
+    """The span of an input a preview converts, in seconds from the input's first frame: from ``start``
+    (the time of the part's first frame) to before ``end`` (None: to the end of the input)."""
+
+    start: Fraction = Fraction(0)
+    end: Fraction | None = None
 
 
 class FrameReader:
@@ -128,22 +140,45 @@ class FrameReader:
     the conversion; :attr:`frames_lost` tells how many frames were lost that way once iteration is over.
     ``keep_depth`` gives uint16 RGB for video of more than 8 bits (the interpolation pipeline);
     consumers that work in 8 bits (training, evaluation) leave it off.
+
+    With a ``part``, decoding starts from a seek to the keyframe before the part, frames before it
+    are dropped unconverted, times count from the part's start, and the first frame at or after
+    its end still comes (the right-hand neighbour of the part's last interval) before iteration stops.
     """
 
-    def __init__(self, info: VideoInfo, keep_depth: bool = False) -> None:
+    def __init__(self, info: VideoInfo, keep_depth: bool = False, part: Part | None = None) -> None:
         self.info = info
         self.keep_depth = keep_depth
+        self.part = part
         self.frames_read = 0
+        self.frames_decoded = 0  # frames_read and those before a part
         self.frames_lost = 0
         self.first_error: str | None = None
 
     def __iter__(self) -> Iterator[DecodedFrame]:
-        info = self.info
+        info, part = self.info, self.part
+        seek = part is not None and part.start > 0
+        while True:
+            overshot = yield from self._decode(seek)
+            if not overshot:
+                break
+            seek = False  # the container's index put the seek after the part's start: read from the beginning
+        if self.frames_read == 0 and self.frames_decoded and part is not None:
+            raise VideoError(f"{info.path.name} has no frame at or after {float(part.start):.3f} s")
+        if self.frames_read == 0:
+            raise VideoError(f"no frame of {info.path} could be decoded: {self.first_error or 'no video data'}")
+
+    def _decode(self, seek: bool) -> Iterator[DecodedFrame]:
+        """Decode (from a seek to the part when ``seek``); returns True when the seek landed after the part's start."""
+        info, part = self.info, self.part
+        last: Fraction | None = None
+        decoded = packets = 0
         with _open(info.path) as container:
             stream = video_stream(container)
             assert stream is not None  # probe() found it
             stream.thread_type = "AUTO"
-            packets = 0
+            if seek and part is not None and stream.time_base:
+                container.seek(int((info.start_time + part.start) / stream.time_base), stream=stream, backward=True)
             try:
                 for packet in container.demux(stream):
                     packets += holds_frame(packet)
@@ -153,18 +188,40 @@ class FrameReader:
                         self.first_error = self.first_error or ffmpeg_message(exc)
                         continue
                     for picture in pictures:
-                        yield self._decoded(picture)
+                        decoded += 1
+                        self.frames_decoded += 1
+                        time = self._time(picture, last)
+                        if part is None:
+                            yield self._decoded(picture, time)
+                            continue
+                        if seek and last is None and time is not None and time > part.start:
+                            return True
+                        last = time if time is not None else last
+                        if time is None or time >= part.start:
+                            yield self._decoded(picture, None if time is None else time - part.start)
+                        if part.end is not None and time is not None and time >= part.end:
+                            break
+                    else:
+                        continue
+                    decoded += len(stream.decode(None))  # the part has ended: what the decoder still holds was not lost
+                    break
             except av.FFmpegError as exc:  # the container itself is broken from here on (a cut-off file)
                 self.first_error = self.first_error or ffmpeg_message(exc)
                 packets = max(packets, stream.frames)
-            self.frames_lost = max(0, packets - self.frames_read)
-        if self.frames_read == 0:
-            raise VideoError(f"no frame of {info.path} could be decoded: {self.first_error or 'no video data'}")
+            # After a seek, frames the decoder drops for want of their references are not damage.
+            if not seek or self.first_error is not None:
+                self.frames_lost = max(0, packets - decoded)
+        return False
 
-    def _decoded(self, picture: av.VideoFrame) -> DecodedFrame:
-        time = None
+    def _time(self, picture: av.VideoFrame, last: Fraction | None) -> Fraction | None:
+        """Presentation time from the input's first frame; for a part, a missing one is taken as one frame after the last."""
         if picture.pts is not None and picture.time_base is not None:
-            time = Fraction(picture.pts) * picture.time_base - self.info.start_time
+            return Fraction(picture.pts) * picture.time_base - self.info.start_time
+        if self.part is not None and last is not None:
+            return last + 1 / self.info.rate
+        return None
+
+    def _decoded(self, picture: av.VideoFrame, time: Fraction | None) -> DecodedFrame:
         rgb = to_rgb(picture, self.info.color)
         if rgb.dtype == np.uint16 and not self.keep_depth:
             rgb = ((rgb.astype(np.uint32) + 128) // 257).astype(np.uint8)

@@ -38,6 +38,7 @@ _TRIAL_PACKETS = 3  # packets per stream muxed in the trial
 _TRIAL_SCAN = 500  # packets read from the input's start to find them
 _AUDIO_ENCODERS = ("aac", "libopus", "libvorbis", "mp2")  # first one the container takes re-encodes refused audio
 _AUDIO_BITRATE_PER_CHANNEL = 96_000
+_INTERLEAVE_SLACK = 5  # seconds: how far a file's streams may run ahead of each other
 _USUAL_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
 
@@ -172,10 +173,13 @@ def display_matrix(path: Path) -> list[int] | None:
 
 
 class _AudioReencoder:
-    """Decode one audio stream and encode it with a codec the container takes, timestamps kept."""
+    """Decode one audio stream and encode it with a codec the container takes, timestamps kept
+    (with a ``window``: decoded frames outside it left out, the others moved by its start)."""
 
-    def __init__(self, source: av.audio.stream.AudioStream, container: av.container.OutputContainer, codec: str) -> None:
+    def __init__(self, source: av.audio.stream.AudioStream, container: av.container.OutputContainer, codec: str,
+                 window: Window | None = None) -> None:
         self.source = source
+        self.window = window
         decoder = source.codec_context
         encoder_rates = av.codec.Codec(codec, "w").audio_rates or ()
         rate = decoder.sample_rate
@@ -205,6 +209,10 @@ class _AudioReencoder:
         except av.FFmpegError:
             frames = []  # one damaged audio packet: a short gap, as a player would have
         for frame in frames:
+            if self.window is not None:
+                if frame.pts is None or not self.window.keeps(Fraction(frame.pts) * frame.time_base):
+                    continue
+                frame.pts -= round(self.window.start / frame.time_base)
             for resampled in self._resampled(frame):
                 out.extend(self.stream.encode(resampled))
         if packet is None:
@@ -214,14 +222,51 @@ class _AudioReencoder:
         return out
 
 
+class Window:
+    """A span [start, end) of the input's clock (seconds, as its timestamps say) cut out for a preview:
+    packets and chapters starting in it are kept and moved back by ``start``; end None: to the end."""
+
+    def __init__(self, start: Fraction, end: Fraction | None) -> None:
+        self.start, self.end = Fraction(start), None if end is None else Fraction(end)
+
+    def keeps(self, time: Fraction) -> bool:
+        return time >= self.start and (self.end is None or time < self.end)
+
+    def passed(self, packet: av.Packet) -> bool:
+        """Whether ``packet`` lies so far after the end (the interleaving slack of a file, 5 s) that none
+        of the window can come after it."""
+        stamp = packet.dts if packet.dts is not None else packet.pts
+        return self.end is not None and stamp is not None and bool(packet.time_base) and \
+            Fraction(stamp) * packet.time_base > self.end + _INTERLEAVE_SLACK
+
+    def chapters(self, chapters: list[dict]) -> list[dict]:
+        """The chapters overlapping the window, clipped to it and moved back by its start."""
+        kept = []
+        for chapter in chapters:
+            base = chapter["time_base"]
+            begin, finish = Fraction(chapter["start"]) * base, Fraction(chapter["end"]) * base
+            if finish <= self.start or (self.end is not None and begin >= self.end):
+                continue
+            finish = finish if self.end is None else min(finish, self.end)
+            kept.append(chapter | {"start": round((max(begin, self.start) - self.start) / base),
+                                   "end": round((finish - self.start) / base)})
+        return kept
+
+
 class OtherStreams:
     """Adds the input's non-video streams, chapters, metadata and rotation to ``container`` (before its
-    header is written), then hands their packets to the muxer in time with the video."""
+    header is written), then hands their packets to the muxer in time with the video.
+
+    With a ``window`` (start, end) of the input's clock (a preview), only packets that start inside it
+    are kept (copied streams are cut at packet boundaries: up to one packet, 21 ms of AAC at 48 kHz,
+    later at the start), all moved back by its start, so the output starts at 0 in sync.
+    """
 
     def __init__(self, path: Path, container: av.container.OutputContainer, video: av.video.stream.VideoStream,
-                 label: str) -> None:
+                 label: str, window: tuple[Fraction, Fraction | None] | None = None) -> None:
         """``label`` names the output's kind in messages (its suffix, such as .mp4)."""
         self.path = Path(path)
+        self._window = None if window is None else Window(*window)
         self._container = container
         self._label = label or container.format.name
         self._copies: dict[int, av.stream.Stream] = {}
@@ -233,6 +278,11 @@ class OtherStreams:
             self.close()
             raise
         wanted = [s for s in self._input.streams if s.index in self._copies or s.index in self._encoders]
+        if self._window is not None and wanted and self._window.start > 0:
+            try:  # to the last keyframe before the window (of the video: the other streams follow it in the file)
+                self._input.seek(int(self._window.start * av.time_base), backward=True)
+            except av.FFmpegError:
+                pass  # read from the start; the window still leaves out what precedes it
         self._demux: Iterator[av.Packet] | None = self._input.demux(*wanted) if wanted else None
         self._ready: deque[av.Packet] = deque()
 
@@ -246,6 +296,8 @@ class OtherStreams:
         if matrix is not None:
             video.set_display_matrix(matrix)
         chapters = source.chapters()
+        if self._window is not None:
+            chapters = self._window.chapters(chapters)
         if chapters:
             container.set_chapters(chapters)
         others = [s for s in source.streams if s.type in ("audio", "subtitle", "data")]
@@ -266,7 +318,7 @@ class OtherStreams:
                 codec = self._audio_encoder()
                 assert codec is not None
                 try:
-                    self._encoders[stream.index] = _AudioReencoder(stream, container, codec)
+                    self._encoders[stream.index] = _AudioReencoder(stream, container, codec, self._window)
                 except (av.FFmpegError, ValueError) as exc:
                     raise VideoError(f"cannot re-encode {_describe(stream)} for {suffix} files: {exc}") from exc
                 log.warning("%s cannot be copied into %s files (%s); re-encoding it as %s",
@@ -294,6 +346,8 @@ class OtherStreams:
             except av.FFmpegError as exc:
                 log.warning("reading the streams of %s stopped early: %s", self.path.name, ffmpeg_message(exc))
                 packet = None
+            if packet is not None and self._window is not None and self._window.passed(packet):
+                packet = None  # far enough past a preview's end that nothing of the window can follow
             if packet is None:
                 self._demux = None
                 for encoder in self._encoders.values():
@@ -303,6 +357,8 @@ class OtherStreams:
             if index in self._encoders:
                 self._ready.extend(self._encoders[index].packets(packet))
             elif packet.size and (packet.dts is not None or packet.pts is not None):
+                if self._window is not None and not self._moved(packet):
+                    continue
                 packet.stream = self._copies[index]
                 self._ready.append(packet)
         return bool(self._ready)
@@ -315,8 +371,19 @@ class OtherStreams:
             added[encoder.stream.index] = ("audio", codec_name(encoder.stream))
         return [added[index] for index in sorted(added)]
 
+    def _moved(self, packet: av.Packet) -> bool:
+        """Move a copied packet back by the window's start; False (unmoved) when it starts outside the window."""
+        assert self._window is not None
+        stamp = packet.pts if packet.pts is not None else packet.dts
+        if not packet.time_base or not self._window.keeps(Fraction(stamp) * packet.time_base):
+            return False
+        offset = round(self._window.start / packet.time_base)
+        packet.pts = None if packet.pts is None else packet.pts - offset
+        packet.dts = None if packet.dts is None else packet.dts - offset
+        return True
+
     def mux_until(self, time: Fraction | None) -> None:
-        """Mux the packets that start at or before ``time`` (absolute seconds; None: all the rest)."""
+        """Mux the packets that start at or before ``time`` (the output's clock; None: all the rest)."""
         while self._refill():
             packet = self._ready[0]
             stamp = packet.pts if packet.pts is not None else packet.dts

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,8 +15,9 @@ from vfi_cli.errors import VideoError
 from vfi_cli.files import commit_output, hold, identity, release, remove_stale_partials
 from vfi_cli.video import ffmpeg_message
 from vfi_cli.video.color import ColorInfo, bit_depth, convert_format, from_rgb, has_alpha
-from vfi_cli.video.encoders import encoder_options
-from vfi_cli.video.reader import VideoInfo, local_url
+from vfi_cli.video.encoders import encoder_options, ffmpeg_call, quiet_library, refused_options, with_user_options
+from vfi_cli.video.hdr import HDR_ENCODERS
+from vfi_cli.video.reader import Part, VideoInfo, local_url
 from vfi_cli.video.streams import OtherStreams, check_output_streams, codec_name
 
 log = logging.getLogger(__name__)
@@ -111,10 +111,18 @@ class VideoWriter:
     """
 
     def __init__(self, destination: Path, source: VideoInfo, rate: Fraction, settings: EncodeSettings,
-                 time_base: Fraction | None = None, overwrite: bool = False) -> None:
+                 time_base: Fraction | None = None, overwrite: bool = False, part: Part | None = None) -> None:
         """``rate`` is the nominal output rate; ``time_base`` (default 1/rate) the tick on which every
-        output time given to :meth:`write` falls (finer for variable-rate output)."""
+        output time given to :meth:`write` falls (finer for variable-rate output). With a ``part`` (a
+        preview), times given to :meth:`write` count from the part's start, the output starts at 0
+        and the other streams are cut to the part."""
         self.destination = Path(destination)
+        self.part = part
+        # The input time (seconds, as its timestamps say) of an output time of 0, and what is taken off
+        # every input time in the output: nothing for a whole input (its own clock is kept, so that
+        # copied audio stays where it was), the part's start for a part (the output starts at 0).
+        self.origin = source.start_time + (part.start if part is not None else 0)
+        self.shift = self.origin if part is not None else Fraction(0)
         self.temporary = temporary_path(self.destination)
         self.source = source
         self.rate = Fraction(rate)
@@ -126,10 +134,10 @@ class VideoWriter:
                 "pass --pix-fmt yuv444p"
             )
         self.settings = settings
-        self.options = encoder_options(settings.codec, settings.crf, settings.preset)
         self._replaces = identity(self.destination)
         if self._replaces is not None and not overwrite:
             raise VideoError(f"output exists: {self.destination} (pass --overwrite to replace it)")
+        self.options = self._encoder_options()
         if has_alpha(source.pix_fmt):
             log.warning("the input's transparency (%s) is dropped: synthesised frames have none, so every output "
                         "frame is opaque", source.pix_fmt)
@@ -156,7 +164,10 @@ class VideoWriter:
             self._add_video_stream()
             if self.source.path.is_file():  # not a folder of images
                 assert self._stream is not None
-                self._others = OtherStreams(self.source.path, self._container, self._stream, self.destination.suffix)
+                window = None
+                if self.part is not None:
+                    window = (self.origin, None if self.part.end is None else self.origin + self.part.end - self.part.start)
+                self._others = OtherStreams(self.source.path, self._container, self._stream, self.destination.suffix, window)
             self._start()
             self._held = hold(self.temporary)  # until the end: the next run for this OUT leaves the file alone
         except BaseException:
@@ -194,14 +205,23 @@ class VideoWriter:
         """Open the encoders and write the header now, so that a stream the container cannot hold
         is reported before any frame is decoded."""
         assert self._container is not None and self._stream is not None
-        reason = _ffmpeg_call(self._stream.codec_context.open)
+        complaints: list[str] = []
+        reason = ffmpeg_call(self._stream.codec_context.open, self.settings.codec, complaints)
+        given = self.settings.options
         if reason is not None:
-            shown = " ".join(f"{key}={value}" for key, value in self.options.items()) or "no options"
-            raise VideoError(
-                f"the {self.settings.codec} encoder refused its settings ({self.pix_fmt}, {self.source.width}x"
-                f"{self.source.height}, {float(self.rate):g} fps, {shown}): {reason}"
-            )
-        reason = _ffmpeg_call(self._container.start_encoding)
+            own = " ".join(f"{key}={value}" for key, value in self.options.items() if key not in dict(given)) or "no options"
+            settings = f"({self.pix_fmt}, {self.source.width}x{self.source.height}, {float(self.rate):g} fps, {own})"
+            if given:
+                shown = " ".join(f"{key}={value}" for key, value in given)
+                raise VideoError(f"{self.settings.codec} refused the encoder options ({shown}) with vfi's settings {settings}: {reason}")
+            raise VideoError(f"the {self.settings.codec} encoder refused its settings {settings}: {reason}")
+        if given and complaints:
+            raise VideoError(f"{self.settings.codec} did not take the encoder options: {' '.join(complaints)}")
+        unused = refused_options(given, self._stream.codec_context.options)
+        if unused:
+            raise VideoError(f"{self.settings.codec} does not take the encoder option(s) {', '.join(unused)}; "
+                             f"see `ffmpeg -h encoder={self.settings.codec}`")
+        reason = ffmpeg_call(self._container.start_encoding)
         if reason is not None:
             streams = ", ".join(f"{s.codec_context.name} {s.type}" for s in self._container.streams)
             other = "" if self._container.format.name == "matroska" else "; try .mkv"
@@ -215,6 +235,21 @@ class VideoWriter:
                 f"{self.destination.suffix or 'these'} files store times in ticks of {tick} s, too coarse for "
                 f"{float(self.rate):g} fps (frames would share timestamps); use .mp4 or .mov"
             )
+
+    def _encoder_options(self) -> dict[str, str]:
+        """What the encoder is told: vfi's quality and speed (the preset mapped to the encoder's own),
+        quiet library logs and the input's HDR10 metadata (parameter lists merged), and the user's
+        ``--encoder-opt`` options over all of them."""
+        s = self.settings
+        options = encoder_options(s.codec, s.crf, s.preset)
+        hdr = self.source.hdr
+        params = None if hdr is None else hdr.encoder_params(s.codec)
+        if hdr is not None and params is None:
+            log.warning("the HDR10 metadata of %s (mastering display, content light level) cannot be written by %s and is "
+                        "left out; %s keep it", self.source.path.name, s.codec, ", ".join(HDR_ENCODERS))
+        for extra in (quiet_library(s.codec), params or {}):
+            options = with_user_options(options, tuple(extra.items()))
+        return with_user_options(options, s.options)
 
     def _add_video_stream(self) -> None:
         assert self._container is not None
@@ -237,11 +272,11 @@ class VideoWriter:
 
     def write(self, frame: av.VideoFrame, time: Fraction | None = None) -> None:
         """Encode the next output frame at ``time`` (seconds from the first frame; default: the frame
-        count over the rate). The video starts where the input's did, so audio stays aligned."""
+        count over the rate). The video starts where the input's did (a part's at 0), so audio stays aligned."""
         assert self._container is not None and self._stream is not None
         if time is None:
             time = Fraction(self.frames_written) / self.rate
-        time = self.source.start_time + time
+        time = self.origin + time - self.shift  # on the output's clock
         frame.pts = round(time / self.time_base)
         frame.time_base = self.time_base
         frame.pict_type = av.video.frame.PictureType.NONE
@@ -296,21 +331,3 @@ class VideoWriter:
         except FileNotFoundError:
             pass
 
-
-def _ffmpeg_call(call: Callable[[], object]) -> str | None:
-    """Run an FFmpeg step (open an encoder, write a header): None when it works, else its own reason
-    (the log line it wrote, such as 'MPEG-1/2 does not support 47/1 fps', which FFmpeg's error code
-    alone does not tell)."""
-    import av.logging
-
-    previous = av.logging.get_level()
-    av.logging.set_level(av.logging.ERROR)
-    try:
-        with av.logging.Capture() as logs:
-            call()
-    except (av.FFmpegError, ValueError) as exc:
-        said = [" ".join(str(message).split()) for level, _, message in logs if level <= av.logging.ERROR and str(message).strip()]
-        return said[-1] if said else ffmpeg_message(exc)
-    finally:
-        av.logging.set_level(previous)
-    return None

@@ -1,0 +1,117 @@
+"""The architecture of the interpolation network as data: :class:`ModelConfig`, checked for types and
+sizes before anything is built (a config read from a weights file, a card or a run's config cannot
+make the network allocate absurd memory).
+
+Standard library only, like :mod:`vfi_cli.config`, which re-exports it beside the other options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+FLOW_PRIORS = ("none", "dis")
+
+# Bounds on what a config may describe (the default network: 6 levels, 256 channels at most, 4.8M parameters).
+MAX_LEVELS = 8
+MAX_CHANNELS = 2048
+MAX_KERNEL = 15
+MAX_PARAMETERS = 200_000_000
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number, got {_shown(value)}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be from {low} to {high}, got {value}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the interpolation network (paper §3.1–3.2).
+
+    ``unet_channels`` lists the width of each U-Net level, finest first; each level after the
+    first halves the resolution, so inputs must be padded to ``stride`` = 2**(levels-1).
+    ``flow_prior`` "dis" feeds the U-Net a classical DIS optical-flow estimate to correct
+    (:mod:`vfi_cli.model.prior`, an addition to the paper); "none" is the paper's network.
+    ``flow_downsample`` n runs the U-Net on frames shrunk n times and upsamples its flows and mask
+    (as RIFE estimates flow coarse): the U-Net's cost falls by n², warping and synthesis stay at
+    full resolution. The paper's network is n = 1.
+    """
+
+    unet_channels: tuple[int, ...] = (32, 64, 96, 128, 192, 256)
+    feature_channels: int = 64
+    feature_kernel: int = 7
+    synthesis_channels: int = 64
+    synthesis_kernel: int = 9
+    flow_prior: str = "none"
+    flow_downsample: int = 1
+
+    def __post_init__(self) -> None:
+        """Types and sizes are checked before anything is built: a config read from a file (weights
+        metadata, a card, a run's config) cannot make the network allocate absurd memory."""
+        if isinstance(self.unet_channels, (str, bytes)) or not isinstance(self.unet_channels, (list, tuple)):
+            raise ValueError(f"unet_channels must be a list of whole numbers, got {_shown(self.unet_channels)}")
+        if not 2 <= len(self.unet_channels) <= MAX_LEVELS:
+            raise ValueError(f"unet_channels needs 2 to {MAX_LEVELS} levels, got {len(self.unet_channels)}")
+        for width in self.unet_channels:
+            _check_int("each unet_channels entry", width, 1, MAX_CHANNELS)
+        object.__setattr__(self, "unet_channels", tuple(self.unet_channels))
+        for name in ("feature_channels", "synthesis_channels"):
+            _check_int(name, getattr(self, name), 1, MAX_CHANNELS)
+        for name in ("feature_kernel", "synthesis_kernel"):
+            _check_int(name, getattr(self, name), 1, MAX_KERNEL)
+            if getattr(self, name) % 2 != 1:
+                raise ValueError(f"{name} must be odd so that padding keeps the size")
+        if isinstance(self.flow_downsample, bool) or not isinstance(self.flow_downsample, int) or not 1 <= self.flow_downsample <= 8:
+            raise ValueError(f"flow_downsample must be a whole number from 1 to 8, got {_shown(self.flow_downsample)}")
+        if not isinstance(self.flow_prior, str) or self.flow_prior not in FLOW_PRIORS:
+            raise ValueError(f"flow_prior must be one of {FLOW_PRIORS}, got {_shown(self.flow_prior)}")
+        if self.parameter_count() > MAX_PARAMETERS:
+            raise ValueError(f"the network would have {self.parameter_count():,d} parameters, more than the {MAX_PARAMETERS:,d} "
+                             "vfi builds")
+
+    def parameter_count(self) -> int:
+        """The network's parameter count, from the config alone (nothing is built)."""
+
+        def conv(inputs: int, outputs: int, kernel: int) -> int:
+            return inputs * outputs * kernel * kernel + outputs
+
+        widths = self.unet_channels
+        total, inputs = 0, 7 + (11 if self.flow_prior != "none" else 0)  # see FlowUNet
+        for width in widths:
+            total += conv(inputs, width, 3) + conv(width, width, 3)
+            inputs = width
+        for level in range(len(widths) - 1):
+            total += conv(widths[level + 1] + widths[level], widths[level], 3) + conv(widths[level], widths[level], 3)
+        total += conv(widths[0], 5, 3)
+        total += conv(3, self.feature_channels, self.feature_kernel)
+        k, s = self.synthesis_kernel, self.synthesis_channels
+        return total + conv(3 + self.feature_channels, s, k) + conv(s, s, k) + conv(s, 3, k)
+
+    @property
+    def stride(self) -> int:
+        """The factor both image sides must be a multiple of."""
+        return 2 ** (len(self.unet_channels) - 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["unet_channels"] = list(self.unet_channels)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """A config from its JSON form; ValueError names what is wrong (type, unknown key, size)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a model config must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**data)
