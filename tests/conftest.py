@@ -116,3 +116,9 @@ def decode_video(path: Path) -> tuple[list[Fraction], list[np.ndarray]]:
             times.append(Fraction(frame.pts) * frame.time_base)
             frames.append(frame.to_ndarray(format="rgb24"))
     return times, frames
+
+
+@pytest.fixture(autouse=True)
+def _private_backend_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exported graphs (onnxruntime / openvino backends) go to a test folder, not the user's cache."""
+    monkeypatch.setenv("VFI_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "vfi-cache"))

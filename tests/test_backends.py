@@ -69,7 +69,7 @@ def test_the_torch_backend_is_channels_last_on_the_cpu_and_bf16_stays_within_tol
     model = trained_like()
     image1, image2, t = pair(64, 96)
     reference = eager(model, image1, image2, t)
-    fp32 = create_backend("auto", trained_like(), torch.device("cpu"), torch.float32)
+    fp32 = create_backend("torch", trained_like(), torch.device("cpu"), torch.float32)
     assert fp32.name == "torch" and fp32.model.flow.head.weight.is_contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         features = fp32.features(image1), fp32.features(image2)
@@ -139,3 +139,15 @@ def test_vfi_export_onnx_writes_a_graph_that_matches_eager(tmp_path: Path) -> No
     save_weights(Interpolator.from_config(prior_config), prior_config, prior)
     refused = CliRunner().invoke(main, ["export", "--onnx", str(tmp_path / "prior.onnx"), "--weights", str(prior)])
     assert refused.exit_code == 1 and "cannot be exported" in refused.stderr and not (tmp_path / "prior.onnx").exists()
+
+
+def test_auto_picks_openvino_for_exportable_models_on_the_cpu_else_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto: the fastest backend measured within tolerance (OpenVINO) when installed and the model
+    exports; a model with the classical prior, or no OpenVINO, runs in torch."""
+    monkeypatch.setenv("VFI_CACHE_DIR", str(tmp_path))
+    prior = Interpolator.from_config(ModelConfig(unet_channels=(8, 16), feature_channels=4, synthesis_channels=4, flow_prior="dis"))
+    assert create_backend("auto", prior, torch.device("cpu"), torch.float32).name == "torch"
+    if "openvino" in available_backends():
+        assert create_backend("auto", trained_like(), torch.device("cpu"), torch.float32).name == "openvino"
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *args: None)
+    assert create_backend("auto", trained_like(), torch.device("cpu"), torch.float32).name == "torch"

@@ -34,7 +34,8 @@ def convert_file(
         f"model {model.parameters / 1e6:.2f}M params on {model.device} ({str(model.dtype).removeprefix('torch.')})"
     )
     interpolator = FrameInterpolator.from_options(model, info.height, info.width, engine)
-    progress.status(f"flow at scale {engine.flow_scale:g}; {interpolator.plan.describe()}")
+    progress.status(f"{interpolator.backend.name} backend, {str(interpolator.dtype).removeprefix('torch.')}; "
+                    f"flow at scale {engine.flow_scale:g}; {interpolator.plan.describe()}")
     with progress.task("interpolating", expected_output_frames(info, options), unit="frames") as update:
         return convert_video(info, destination, interpolator, options, batch_size=engine.batch_size, on_frame=update,
                              overwrite=overwrite)
