@@ -141,13 +141,8 @@ def test_vfi_export_onnx_writes_a_graph_that_matches_eager(tmp_path: Path) -> No
     assert refused.exit_code == 1 and "cannot be exported" in refused.stderr and not (tmp_path / "prior.onnx").exists()
 
 
-def test_auto_picks_openvino_for_exportable_models_on_the_cpu_else_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """auto: the fastest backend measured within tolerance (OpenVINO) when installed and the model
-    exports; a model with the classical prior, or no OpenVINO, runs in torch."""
-    monkeypatch.setenv("VFI_CACHE_DIR", str(tmp_path))
-    prior = Interpolator.from_config(ModelConfig(unet_channels=(8, 16), feature_channels=4, synthesis_channels=4, flow_prior="dis"))
-    assert create_backend("auto", prior, torch.device("cpu"), torch.float32).name == "torch"
-    if "openvino" in available_backends():
-        assert create_backend("auto", trained_like(), torch.device("cpu"), torch.float32).name == "openvino"
+
+def test_auto_is_torch_whatever_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert create_backend("auto", trained_like(), torch.device("cpu"), torch.float32).name == "torch"
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *args: None)
     assert create_backend("auto", trained_like(), torch.device("cpu"), torch.float32).name == "torch"

@@ -12,9 +12,11 @@ loaded network for the engine (:class:`~vfi_cli.engine.runner.FrameInterpolator`
 - ``openvino`` (``pip install 'vfi-zoom[openvino]'``): the same graph in OpenVINO on the CPU, in float32
   or, with ``--precision bf16``, bf16.
 
-``auto`` is the fastest that keeps the frame within one 8-bit level of eager float32: on the CPU,
-``openvino`` when it is installed and the model exports (no classical prior; 1.6× faster than
-``torch`` in bf16 at 1080p on this project's CPU, see README, Speed), else ``torch``. Exported graphs are cached per weights (hash of the
+``auto`` is ``torch``: in bf16 on a CPU with native bf16 it takes half of eager float32's time on
+the shipped model, within one 8-bit level. ``openvino`` is faster still on prior-free models (1.6×
+in bf16 at 1080p, see README, Speed) but stays a choice: its graph is traced, and a traced
+graph is only as general as the module traced (a test's hand-written flow module, whose sizes
+are Python numbers, came out fixed to its tracing size). Exported graphs are cached per weights (hash of the
 tensors) and flow scale under the user's cache folder, never inside the installed package; their
 height and width are dynamic, so one graph serves every frame size.
 """
@@ -68,8 +70,7 @@ def create_backend(
         VfiError: unknown name, a runtime that is not installed, or a device or precision it lacks.
     """
     if name == "auto":
-        exportable = getattr(model, "flow_prior", "none") == "none"
-        name = "openvino" if device.type == "cpu" and exportable and "openvino" in available_backends() else "torch"
+        name = "torch"
     if name not in BACKENDS:
         raise VfiError(f"unknown backend {name!r} (use {', '.join(BACKEND_CHOICES)})")
     if name not in available_backends():
