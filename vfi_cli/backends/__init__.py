@@ -5,8 +5,8 @@ converting, evaluating, benchmarking and :func:`vfi_cli.load_model` share. A bac
 loaded network for the engine (:class:`~vfi_cli.engine.runner.FrameInterpolator`):
 
 - ``torch``: eager PyTorch. On the CPU the model and frames are channels-last, which oneDNN runs
-  1.8× faster than the default layout in float32 and 3.2× faster under bf16 autocast (measured at
-  576×1024 on this project's 2-core AMX CPU); on CUDA, fp16 autocast.
+  1.2–1.4× faster than the default layout in float32 and 2.0–2.3× faster under bf16 autocast
+  (1080p on this project's 2-core AMX CPU, README, Speed); on CUDA, fp16 autocast.
 - ``onnxruntime`` (``pip install 'vfi-zoom[onnxruntime]'``): the exported graph (:mod:`vfi_cli.model.export`)
   in ONNX Runtime's CPU provider, float32.
 - ``openvino`` (``pip install 'vfi-zoom[openvino]'``): the same graph in OpenVINO on the CPU, in float32
@@ -16,9 +16,9 @@ loaded network for the engine (:class:`~vfi_cli.engine.runner.FrameInterpolator`
 the shipped model, within one 8-bit level. ``openvino`` is faster still on prior-free models (1.6×
 in bf16 at 1080p, see README, Speed) but stays a choice: its graph is traced, and a traced
 graph is only as general as the module traced (a test's hand-written flow module, whose sizes
-are Python numbers, came out fixed to its tracing size). Exported graphs are cached per weights (hash of the
-tensors) and flow scale under the user's cache folder, never inside the installed package; their
-height and width are dynamic, so one graph serves every frame size.
+are Python numbers, came out fixed to its tracing size). Exported graphs are cached per weights
+(hash of the tensors) and flow scale under the user's cache folder, never inside the installed
+package; their height and width are dynamic, so one graph serves every frame size.
 """
 
 from __future__ import annotations
@@ -31,9 +31,8 @@ from typing import Protocol
 
 import torch
 
-from vfi_cli.errors import VfiError
-
 from vfi_cli.config import BACKENDS as BACKEND_CHOICES
+from vfi_cli.errors import VfiError
 
 BACKENDS = tuple(name for name in BACKEND_CHOICES if name != "auto")
 _MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
@@ -100,8 +99,9 @@ def cache_root() -> Path:
 
 
 def weights_digest(model: torch.nn.Module) -> str:
-    """A hash of the model's tensors and their names: new weights never reuse an old graph."""
-    digest = hashlib.sha256()
+    """A hash of the model's tensors, their names and how its flow is computed: new weights or
+    another architecture never reuse an old graph."""
+    digest = hashlib.sha256(f"{getattr(model, 'flow_downsample', 1)}|{getattr(model, 'flow_prior', 'none')}".encode())
     for key, value in sorted(model.state_dict().items()):
         digest.update(key.encode())
         digest.update(value.detach().float().cpu().contiguous().numpy().tobytes())
