@@ -235,3 +235,30 @@ def test_the_card_records_the_teacher_as_a_deviation_from_the_paper() -> None:
     assert any("RIFE HDv3" in line and "teacher" in line for line in found)
     assert any("1/2 resolution" in line for line in found) and any("Laplacian" in line for line in found)
     assert deviations({"model": {}}) == []
+
+
+def test_a_vfi_weights_file_teaches_its_own_flows_at_any_time(tmp_path: Path) -> None:
+    """vfi:WEIGHTS: the model's flows and mask at the triplet's t, with the trust of each."""
+    from vfi_cli.model.padding import Padder
+    from vfi_cli.model.weights import save_weights
+    from vfi_cli.training.teachers import VfiTeacher
+
+    config = ModelConfig(unet_channels=(8, 16, 16), feature_channels=4, synthesis_channels=4)
+    torch.manual_seed(0)
+    model = Interpolator.from_config(config).eval()
+    with torch.no_grad():
+        model.flow.head.weight.normal_(std=0.5)  # flows of a few pixels
+    weights = tmp_path / "teacher.safetensors"
+    save_weights(model, config, weights)
+    teacher = VfiTeacher(weights)
+    assert teacher.applies(0.25) and teacher.applies(0.5) and not teacher.applies(1.0)
+    first, middle, last = ((f * 255).round().astype(np.uint8) for f in ramp_frames(8.0, height=30, width=50))
+    out = teacher(first, middle, last, 0.25)
+    assert out.shape == (8, 30, 50) and ((out[5:] >= 0) & (out[5:] <= 1)).all()
+    image1, image2 = (torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255 for f in (first, last))
+    padder = Padder(30, 50, model.multiple())
+    with torch.no_grad():
+        expected = model(padder.pad(image1), padder.pad(image2), torch.tensor([0.25]))
+    assert np.allclose(out[0:2], padder.unpad(expected.flow1)[0].numpy(), atol=1e-5)
+    assert np.allclose(out[4], padder.unpad(expected.mask)[0, 0].numpy(), atol=1e-6)
+    assert np.abs(out[0:2]).mean() > 0.05  # the comparison above is not between two zero flows

@@ -52,9 +52,6 @@ class TeacherSpec:
             raise VfiError(f"teacher weights not found: {path}")
         return cls(kind, Path(path))
 
-    def __str__(self) -> str:
-        return self.kind if self.path is None else f"{self.kind}:{self.path}"
-
     def check(self) -> None:
         """Read and check a vfi teacher's weights (architecture, values) before anything is built:
         the network itself is built only when a video triplet first needs it."""
