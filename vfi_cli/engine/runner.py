@@ -18,6 +18,7 @@ from vfi_cli.model.network import Interpolator
 from vfi_cli.model.padding import Padder
 from vfi_cli.results import LoadedModel
 
+
 class HasRGB(Protocol):
     rgb: np.ndarray
     time: Fraction | None
@@ -39,7 +40,9 @@ class FrameInterpolator:
     pairs per call, or in overlapping tiles; ``tile`` forces tiles of that side. Tiles recompute
     features per tile: a cached whole-frame feature map alone would be 256 B per pixel, while the
     7×7 feature layer is about 1% of the network's arithmetic. ``flow_scale`` (1, 0.5, 0.25)
-    estimates flow on downscaled frames.
+    estimates flow on downscaled frames. ``backend`` names how the network runs
+    (:func:`vfi_cli.backends.create_backend`); backends that run an exported graph compute the
+    features inside it, so nothing is cached for them.
     """
 
     def __init__(
