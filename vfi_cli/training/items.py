@@ -35,8 +35,10 @@ TEACHER_MIDDLE_SHARE = 0.75  # with a network teacher, most video triplets are t
 MIN_DETECTION_SIDE = 8  # detector boxes clipped to a crop smaller than this (low-res pixels) are dropped
 
 
-def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div(255)
+def image_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """uint8 RGB [H,W,3] → float [3,H,W] in [0,1]; read-only arrays (memory-mapped cache frames) are copied."""
+    rgb = np.ascontiguousarray(rgb)
+    return torch.from_numpy(rgb if rgb.flags.writeable else rgb.copy()).permute(2, 0, 1).float().div(255)
 
 
 class TripletDataset(Dataset):
@@ -99,7 +101,7 @@ class TripletDataset(Dataset):
             raise VfiError(f"validation frames of {height}x{width} are smaller than the network's stride {self.stride}")
         y, x = (height - h) // 2, (width - w) // 2
         first, middle, last = (im[y : y + h, x : x + w] for im in images)
-        return {"image1": _to_tensor(first), "image2": _to_tensor(last), "target": _to_tensor(middle), "t": torch.tensor(triplet.t)}
+        return {"image1": image_tensor(first), "image2": image_tensor(last), "target": image_tensor(middle), "t": torch.tensor(triplet.t)}
 
     def _geometry(self, triplet: Triplet, train_scale: float) -> tuple[list[np.ndarray], int, float, tuple[int, int]]:
         """(frames, high-resolution crop side, its scale over the crop, low-resolution frame size).
@@ -144,10 +146,10 @@ class TripletDataset(Dataset):
         low = high if side == crop else [cv2.resize(h, (crop, crop), interpolation=cv2.INTER_AREA) for h in high]
         boxes = self._boxes(low, boxes_full, scale, rng)
         item = {
-            "image1": _to_tensor(low[0]),
-            "image2": _to_tensor(low[2]),
-            "target": _to_tensor(low[1]),
-            "target_hr": _to_tensor(high[1]),
+            "image1": image_tensor(low[0]),
+            "image2": image_tensor(low[2]),
+            "target": image_tensor(low[1]),
+            "target_hr": image_tensor(high[1]),
             "hr_scale": torch.tensor(scale, dtype=torch.float32),
             "t": torch.tensor(t, dtype=torch.float32),
             "boxes": torch.from_numpy(boxes),

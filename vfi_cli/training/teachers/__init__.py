@@ -72,7 +72,9 @@ class NetworkTeacher(Protocol):
 
 
 def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float().div(255)  # a copy: cached frames are read-only maps
+    from vfi_cli.training.items import image_tensor  # items imports this package: a module-level import would cycle
+
+    return image_tensor(rgb)[None]
 
 
 def distillation_target(
