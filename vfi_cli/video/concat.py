@@ -10,6 +10,7 @@ muxed in as the writer of a whole run does, and the file appears complete or not
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -22,6 +23,20 @@ from vfi_cli.video import ffmpeg_message
 from vfi_cli.video.reader import VideoInfo, local_url
 from vfi_cli.video.streams import OtherStreams, check_output_streams, codec_name
 from vfi_cli.video.writer import remove_stale_temporaries, temporary_path
+
+
+def segment_suffix(codec: str) -> str | None:
+    """The container segment files of ``codec`` (an encoder's name) are written in: MP4, else MOV, whose
+    ticks divide the encoder's so that every time is kept exactly; None when neither holds the codec."""
+    try:
+        name = av.codec.Codec(codec, "w").canonical_name
+    except (av.FFmpegError, ValueError):
+        return None
+    for format_name in ("mp4", "mov"):
+        with av.open(io.BytesIO(), mode="w", format=format_name) as probe:
+            if name in probe.supported_codecs:
+                return f".{format_name}"
+    return None
 
 
 def join_segments(segments: Sequence[tuple[Path, Fraction]], destination: Path, source: VideoInfo,
