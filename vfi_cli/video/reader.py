@@ -215,7 +215,10 @@ class FrameReader:
                             break
                     else:
                         continue
-                    decoded += len(stream.decode(None))  # the part has ended: what the decoder still holds was not lost
+                    try:  # the part has ended: what the decoder still holds was not lost
+                        decoded += len(stream.decode(None))
+                    except av.error.EOFError:
+                        pass  # the part ended at the input's last frame: the decoder was drained already
                     break
                 else:
                     if before is not None:  # the input ends before the segment's start: its tail shows this frame
