@@ -43,18 +43,18 @@ def run_local(plan: SegmentPlan, interpolator: FrameInterpolator, weights_digest
     resumed = f"; resuming after {len(done)} done by an interrupted run" if done else ""
     progress.status(f"{plan.count} segments of {format_time(plan.seconds)} in {plan.work.name}{resumed}")
     ran: list[int] = []
-    with progress.task("interpolating", expected_frames, done=_frames(done), unit="frames") as update:
-        for index in range(plan.count):
-            if index in done:
-                continue
-            before = _frames(done)
-            try:
+    try:
+        with progress.task("interpolating", expected_frames, done=_frames(done), unit="frames") as update:
+            for index in range(plan.count):
+                if index in done:
+                    continue
+                before = _frames(done)
                 run_segment(plan, index, interpolator, on_frame=lambda n: update(before + n))
-            except KeyboardInterrupt as exc:
-                raise _kept(plan, journal, exc) from None
-            done = journal.done()
-            ran.append(index)
-    join(plan, done, overwrite=overwrite)
+                done = journal.done()
+                ran.append(index)
+        join(plan, done, overwrite=overwrite)
+    except KeyboardInterrupt as exc:
+        raise _kept(plan, journal, exc) from None
     journal.remove()
     busy = {stage: sum(done[i]["busy_seconds"][stage] for i in ran) for stage in ("decode", "model", "encode")}
     return summarize(plan, done, time.perf_counter() - started, busy)
