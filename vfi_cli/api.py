@@ -21,7 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vfi_cli.config import BENCH_ENGINE, BenchOptions, ConvertOptions, EngineOptions, EvalOptions
+from vfi_cli.config import BENCH_ENGINE, DEFAULT_SEGMENT, BenchOptions, ConvertOptions, EngineOptions, EvalOptions
 from vfi_cli.progress import SILENT, Progress
 from vfi_cli.results import LoadedModel, Summary, TrainResult
 
@@ -99,11 +99,16 @@ def convert(
     input_fps: Fraction | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
+    segment: Fraction | float | None = DEFAULT_SEGMENT,
+    resume: bool = True,
 ) -> Summary:
     """Convert a video (or a folder of numbered images) to a higher frame rate.
 
     The output is written beside ``destination`` under a hidden name and renamed when complete;
-    audio, subtitles, chapters and metadata are carried over (see the README).
+    audio, subtitles, chapters and metadata are carried over (see the README). A video output longer
+    than ``segment`` seconds is made in segments kept in a hidden work folder beside it
+    (``.NAME.vfi-work``): after an interruption the same call goes on from the first segment not
+    done, and the output is the one an uninterrupted run makes.
 
     Args:
         source: a video file, or a folder of numbered images with ``input_fps``.
@@ -116,6 +121,9 @@ def convert(
         input_fps: the rate of a folder of images.
         overwrite: replace an existing ``destination``.
         progress: receives the status lines and the output frame count.
+        segment: seconds of output per segment (None or 0: one piece, which cannot be resumed).
+        resume: go on from the segments an interrupted run left (False: start over). A changed
+            input or changed options start over in any case (a warning says so).
 
     Returns:
         The frame counts, rates, exact durations and wall time of the conversion (and where a part began).
@@ -125,13 +133,14 @@ def convert(
             (or the input's rate, if lower) to 64x the input's, missing or malformed weights, a bad
             device, an encoder failure, a file that appeared at ``destination`` meanwhile (nothing
             is left behind, and that file is kept).
-        KeyboardInterrupt: Ctrl-C, or a termination signal the command line handles (nothing is left behind).
+        KeyboardInterrupt: Ctrl-C, or a termination signal the command line handles (nothing is left
+            behind but the finished segments, which its message names).
     """
     from vfi_cli.jobs.convert import convert_file
 
     return convert_file(
         Path(source), Path(destination), options, engine=engine, weights=None if weights is None else Path(weights),
-        input_fps=input_fps, overwrite=overwrite, progress=progress or SILENT,
+        input_fps=input_fps, overwrite=overwrite, progress=progress or SILENT, segment=segment, resume=resume,
     )
 
 

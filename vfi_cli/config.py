@@ -25,6 +25,7 @@ MAX_THREADS = 256
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 DEFAULT_CUT_THRESHOLD = 0.3  # scene-cut score above which a pair is not interpolated
 DEDUP_MAX_HOLD = 4  # frames a drawing may be held ("on fours") and still be re-timed; longer holds stay still
+DEFAULT_SEGMENT = 60  # seconds of output per segment of a long conversion (each is kept when the run is interrupted)
 ADVERSARIAL_MODES = ("none", "image", "instance")  # the paper's Ours-baseline / Ours-gan / Ours-roigan
 PROPOSAL_KINDS = ("motion", "maskrcnn")
 FEATURE_INITS = ("learned", "resnet18")

@@ -7,6 +7,7 @@ or a file can get wrong.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -14,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +73,17 @@ def read_json_object(path: Path, what: str | None = None) -> dict[str, Any]:
     except OSError as exc:
         raise VfiError(f"cannot read {what}: {exc.strerror or exc}") from None
     return parse_json_object(data, what)
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
+    """Call ``write`` on a hidden temporary name beside ``path``, then rename it into place: readers in
+    other processes see the old file or the new one, never half of one."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- outputs, checked first
@@ -281,6 +294,23 @@ def release(handle: int | None) -> None:
             os.close(handle)
         except OSError:
             pass
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the block, waiting for it:
+    several processes take turns at a read-modify-write. Where locks are not available, no lock."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)
 
 
 def _in_use(path: Path) -> bool:

@@ -9,9 +9,9 @@ import click
 from vfi_cli import api
 from vfi_cli.cli.options import call, engine_options, fail, key_values, verbosity, weights_option
 from vfi_cli.cli.output import Output
-from vfi_cli.config import DEDUP_MAX_HOLD, PRESETS, ConvertOptions, EncodeSettings, EngineOptions, default
+from vfi_cli.config import DEDUP_MAX_HOLD, DEFAULT_SEGMENT, PRESETS, ConvertOptions, EncodeSettings, EngineOptions, default
 from vfi_cli.results import Summary
-from vfi_cli.units import MAX_FACTOR, format_rate, format_time, parse_rate
+from vfi_cli.units import MAX_FACTOR, format_rate, format_time, parse_rate, parse_time
 
 
 @click.command()
@@ -47,6 +47,10 @@ from vfi_cli.units import MAX_FACTOR, format_rate, format_time, parse_rate
                    "(largest mean difference of an 8x8 block; 10 suits x264 CRF 18-28).")
 @click.option("--no-scene-detect", is_flag=True, help="Interpolate across hard cuts too (identical frames are still copied).")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--segment", "segment_text", metavar="SECONDS", default=str(DEFAULT_SEGMENT), show_default=True,
+              help="Make a longer output in segments of this much output, kept in a hidden folder beside OUT until it is "
+                   "complete: an interrupted run goes on where it stopped when run again (0: one piece).")
+@click.option("--no-resume", is_flag=True, help="Start over instead of going on from the segments of an interrupted run.")
 @engine_options(EngineOptions())
 @verbosity("No progress bar or summary.")
 def interpolate(
@@ -54,7 +58,7 @@ def interpolate(
     codec: str, crf: int, preset: str, pix_fmt: str | None,
     encoder_opts: tuple[tuple[str, str], ...], scene_threshold: float | None, start_text: str | None, end_text: str | None,
     duration_text: str | None, dedup_text: str, no_scene_detect: bool,
-    overwrite: bool, engine: EngineOptions, output: Output,
+    overwrite: bool, segment_text: str, no_resume: bool, engine: EngineOptions, output: Output,
 ) -> None:
     """Convert IN to a higher frame rate and write OUT (audio is copied)."""
     if no_scene_detect and scene_threshold is not None:
@@ -71,12 +75,13 @@ def interpolate(
     threshold = None if no_scene_detect else scene_threshold if scene_threshold is not None else default(ConvertOptions, "scene_threshold")
     try:
         dedup = parse_dedup(dedup_text)
+        segment = parse_time(segment_text)
         options = ConvertOptions(factor=factor, fps=fps, encode=EncodeSettings(codec, crf, preset, pix_fmt, encoder_opts),
                                  scene_threshold=threshold, start=start_text, end=end_text, duration=duration_text, dedup=dedup)
     except ValueError as exc:
         fail(str(exc), 2)
     summary = call(lambda: api.convert(source, destination, options, engine=engine, weights=weights, input_fps=input_fps,
-                                       overwrite=overwrite, progress=output))
+                                       overwrite=overwrite, progress=output, segment=segment, resume=not no_resume))
     output.status(summary_line(summary, scene_detect=not no_scene_detect))
 
 

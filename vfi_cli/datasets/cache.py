@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 from vfi_cli.config import DEFAULT_CUT_THRESHOLD
 from vfi_cli.engine.scenes import SceneDetector, is_still
 from vfi_cli.errors import VfiError
+from vfi_cli.files import atomic_write
 
 log = logging.getLogger(__name__)
 FLAGS_VERSION = 2  # raise when the cut/still rule changes: cached clips then recompute their flags
@@ -35,15 +35,6 @@ def _clip_cache_dir(cache_dir: Path, path: Path) -> Path:
     return cache_dir / "clips" / f"{path.stem[:40]}-{digest}"
 
 
-def _atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def save_array(path: Path, array: np.ndarray) -> None:
     """``np.save`` under a temporary name, then renamed: workers never read a half-written cache file."""
 
@@ -51,7 +42,7 @@ def save_array(path: Path, array: np.ndarray) -> None:
         with open(temporary, "wb") as fh:  # a file object, or np.save would append ".npy" to the name
             np.save(fh, array)
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def cached_path(cache_dir: Path, kind: str, key: str) -> Path:
@@ -150,7 +141,7 @@ def _decode_into(video: Path, frames_path: Path) -> int:
         finally:
             frames.close()
 
-    _atomic_write(frames_path, write)
+    atomic_write(frames_path, write)
     return count
 
 
@@ -170,5 +161,5 @@ def cache_clip(path: Path, cache_dir: Path) -> CachedClip:
     if meta.get("flags") != _flags_signature():
         meta["cuts"], meta["statics"] = _pair_flags(np.load(directory / "frames.npy", mmap_mode="r"))
         meta["flags"] = _flags_signature()
-        _atomic_write(meta_path, lambda p: p.write_text(json.dumps(meta)))
+        atomic_write(meta_path, lambda p: p.write_text(json.dumps(meta)))
     return CachedClip(directory, meta["frames"], frozenset(meta["cuts"]), frozenset(meta["statics"]), meta["source"])

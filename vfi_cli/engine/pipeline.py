@@ -27,7 +27,7 @@ from vfi_cli.results import Summary
 from vfi_cli.video.color import convert_format, from_rgb
 from vfi_cli.video.images import PngFolderWriter, is_folder_output, read_images
 from vfi_cli.video.parts import locate_part
-from vfi_cli.video.reader import DecodedFrame, FrameReader, VideoInfo
+from vfi_cli.video.reader import DecodedFrame, FrameReader, Part, VideoInfo
 from vfi_cli.video.writer import VideoWriter
 
 _END = object()
@@ -110,6 +110,7 @@ def convert_video(
     batch_size: int = 4,
     on_frame: Callable[[int], None] | None = None,
     overwrite: bool = False,
+    span: tuple[Fraction, Fraction | None] | None = None,
 ) -> Summary:
     """Convert ``info.path`` to ``destination`` at the options' frame rate.
 
@@ -118,7 +119,10 @@ def convert_video(
     be decoded are counted in the summary and named in one logged warning. With a part asked for
     (``options.start``, ``end``, ``duration``) only that part is converted, the output starting at 0.
     ``overwrite`` lets the output replace what was at ``destination`` when the run started, never
-    what appears meanwhile.
+    what appears meanwhile. With a ``span`` (begin, end: output times from the input's first frame;
+    end None: to the end) only that segment of the whole conversion is made, frame for frame what a
+    whole run makes there, into a file of video alone (see :class:`VideoWriter`; its summary's
+    ``start`` says where its first frame lies).
     """
     started = time.perf_counter()
     rate_out = options.output_rate(info.rate)
@@ -126,7 +130,13 @@ def convert_video(
     # --factor follows the input's own timestamps (variable rate stays variable); --fps gives constant rate.
     tolerance = min(info.time_base, DEFAULT_TOLERANCE) if info.time_base else DEFAULT_TOLERANCE
     end = None if part is None or part.end is None else part.end - part.start
-    schedule = Schedule(info.rate, rate_out, factor=options.factor, tolerance=tolerance, end=end)
+    schedule = Schedule(info.rate, rate_out, factor=options.factor, tolerance=tolerance, end=end, span=span)
+    if span is not None:
+        if options.dedup is not None or part is not None:
+            raise ValueError("a segment cannot be deduplicated (held drawings reach back over it) or be part of a preview")
+        # From the last frame that is surely before the span (once snapped to the grid) to the first surely after it.
+        margin = schedule.tolerance
+        part = Part(span[0] - margin, None if span[1] is None else span[1] + margin, segment=True)
     # Repeats are dropped in this (the model's) thread, so that the schedule hears of each before the next frame.
     dedup = None if options.dedup is None else Deduplicator(schedule, options.dedup, None if options.scene_threshold is None
                                                             else SceneDetector(options.scene_threshold))
@@ -135,7 +145,7 @@ def convert_video(
     decoded = _Channel(queue_size, stop)
     produced = _Channel(queue_size, stop)
     synthesized = 0
-    counts = PairCounts()
+    counts = PairCounts(span=span)
 
     reader = FrameReader(info, keep_depth=True, part=part)
 
@@ -152,7 +162,7 @@ def convert_video(
         output: VideoWriter | PngFolderWriter = PngFolderWriter(destination, info, overwrite=overwrite)
     else:
         output = VideoWriter(destination, info, rate_out, options.encode, schedule.output_time_base(info.time_base),
-                             overwrite=overwrite, part=part)
+                             overwrite=overwrite, part=None if span is not None else part, segment=span is not None)
     with output as writer:
 
         def encode() -> None:
@@ -191,7 +201,7 @@ def convert_video(
                     "interpolated across the gap.", reader.frames_lost, reader.first_error)
     return Summary(
         frames_in=schedule.used,
-        frames_out=schedule.outputs,
+        frames_out=output.frames_written,
         synthesized=synthesized,
         cuts=counts.cuts,
         static_pairs=counts.static,
@@ -202,7 +212,7 @@ def convert_video(
         duration_out=schedule.output_duration,
         seconds=seconds,
         output=destination,
-        start=Fraction(0) if part is None else part.start,
+        start=_start(part, output, info),
         frames_lost=reader.frames_lost,
         decode_error=reader.first_error if reader.frames_lost else None,
         busy_seconds={
@@ -211,6 +221,13 @@ def convert_video(
             "encode": stages[1].seconds - produced.get_wait,
         },
     )
+
+
+def _start(part: Part | None, output: VideoWriter | PngFolderWriter, info: VideoInfo) -> Fraction:
+    """Where the output begins, from the input's first frame: a preview's first frame, a segment's first output frame."""
+    if isinstance(output, VideoWriter) and output.segment:
+        return Fraction(0) if output.offset is None else output.offset - info.start_time
+    return Fraction(0) if part is None else part.start
 
 
 def expected_output_frames(info: VideoInfo, options: ConvertOptions) -> int:

@@ -144,10 +144,20 @@ def _stack(tensors: list[torch.Tensor | None]) -> torch.Tensor | None:
 
 @dataclass
 class PairCounts:
-    """How many pairs of consecutive input frames were not interpolated, and why."""
+    """How many pairs of consecutive input frames were not interpolated, and why.
+
+    A segment of a longer conversion counts only the pairs whose first frame's time lies in its
+    ``span`` (begin, end; end None: to the end), so that its neighbours do not count them again."""
 
     cuts: int = 0  # a hard cut between the two frames: each output frame repeats the nearer one
     static: int = 0  # the same picture twice: output frames repeat it exactly
+    span: tuple[Fraction, Fraction | None] | None = None
+
+    def owns(self, time: Fraction | None) -> bool:
+        """Whether the pair whose first frame is at ``time`` counts here."""
+        if self.span is None or time is None:
+            return True
+        return self.span[0] <= time and (self.span[1] is None or time < self.span[1])
 
 
 def interpolate_stream(
@@ -183,12 +193,13 @@ def interpolate_stream(
         if index == 0:
             return
         first, second = window[index - 1].rgb, window[index].rgb
+        owned = counts.owns(window[index - 1].time)
         if is_still(first, second):
             statics.add(index - 1)
-            counts.static += 1
+            counts.static += owned
         elif detector is not None and detector.is_cut_between(thumbnails[index - 1], thumbnails[index]):
             cuts.add(index - 1)
-            counts.cuts += 1
+            counts.cuts += owned
 
     def repeats(job: OutputFrame) -> int | None:
         """The input frame that output frame ``job`` repeats, or None when it is synthesised."""

@@ -57,10 +57,18 @@ class Schedule:
     With an ``end`` (a preview of part of the input) the output covers [0, end) and no more: the
     first input frame at or after ``end`` only closes the last interval (its frames are made between
     the last frame before ``end`` and that one, as in a conversion of the whole input).
+
+    With a ``span`` (begin, end; end None: to the end) the schedule makes one segment of a longer
+    conversion (:mod:`vfi_cli.jobs.segments`): input times are the input's own (from its first frame),
+    the first one given is snapped like any other instead of being taken as 0, and only the output
+    frames at times in [begin, end) are given: exactly those a schedule of the whole input gives
+    there. It needs the input frames from the last one before ``begin`` to the first at or after
+    ``end``; :attr:`used` counts those in the span.
     """
 
     def __init__(self, rate_in: Fraction, rate_out: Fraction, *, factor: int | None = None,
-                 tolerance: Fraction = DEFAULT_TOLERANCE, end: Fraction | None = None) -> None:
+                 tolerance: Fraction = DEFAULT_TOLERANCE, end: Fraction | None = None,
+                 span: tuple[Fraction, Fraction | None] | None = None) -> None:
         if rate_in <= 0 or rate_out <= 0:
             raise ValueError("frame rates must be positive")
         if factor is not None and (factor < 1 or rate_out != rate_in * factor):
@@ -72,6 +80,9 @@ class Schedule:
         if end is not None and end <= 0:
             raise ValueError("end must be positive")
         self.end = None if end is None else Fraction(end)
+        if span is not None and (end is not None or (span[1] is not None and span[1] <= span[0])):
+            raise ValueError("a span is a segment of the whole input: give no end, and a span that ends after it begins")
+        self.span = span
         self.inputs = 0
         self.outputs = 0
         self.ended = False  # an input at or after ``end`` has come: the output is complete
@@ -93,12 +104,14 @@ class Schedule:
 
     def _snap(self, time: Fraction | None) -> Fraction:
         step = 1 / self.rate_in
-        if self._seen is None:
+        if self._seen is None and self.span is None:
             return Fraction(0)
-        if time is None or time <= self._seen:
+        if self._seen is None and time is None:
+            raise ValueError("a segment's first input frame needs a timestamp")
+        if self._seen is not None and (time is None or time <= self._seen):
             return self._seen + step
         grid = round_half_up(time * self.rate_in) / self.rate_in
-        if abs(time - grid) <= self.tolerance and grid > self._seen:
+        if abs(time - grid) <= self.tolerance and (self._seen is None or grid > self._seen):
             return grid
         return time
 
@@ -126,16 +139,26 @@ class Schedule:
     def add_input(self, time: Fraction | None) -> list[OutputFrame]:
         """Register the next input frame (its time relative to the first frame, or None)."""
         current = self._snap(None if time is None else Fraction(time))
+        if self._last is None and self.span is not None and self.factor is None:
+            self.outputs = math.ceil(current * self.rate_out)  # output j lies at j / rate_out on the input's clock
         made = [] if self._last is None or self.ended else self._between(self._last, current)
         if self._reaches_end(time, current):
             if not self.ended:
                 self.ended, self._last_end = True, current  # this frame only closed the last interval
         else:
             self._last, self._held = current, []
-            self.used += 1
+            self.used += self._in_span(current)
         self._seen = current
         self.inputs += 1
-        return made
+        return self._spanned(made)
+
+    def _in_span(self, time: Fraction) -> bool:
+        begin, end = self.span or (Fraction(0), None)
+        return begin <= time and (end is None or time < end)
+
+    def _spanned(self, made: list[OutputFrame]) -> list[OutputFrame]:
+        """The output frames a segment gives: those in its span (all without one)."""
+        return made if self.span is None else [job for job in made if self._in_span(job.time)]
 
     def hold(self, time: Fraction | None) -> None:
         """Register an input frame that repeats the previous one (a drawing held "on twos"; see
@@ -148,7 +171,7 @@ class Schedule:
             raise ValueError("the first input frame cannot repeat another")
         if not self.ended and not self._reaches_end(time, current):
             self._held.append(current)
-            self.used += 1
+            self.used += self._in_span(current)
         self._seen = current
 
     def _reaches_end(self, time: Fraction | None, current: Fraction) -> bool:
@@ -172,7 +195,7 @@ class Schedule:
                 made.append(OutputFrame(self.outputs, self.outputs / self.rate_out, self.inputs - 1, Fraction(0)))
                 self.outputs += 1
         # Output frames between the last input's time and the end show the last input frame.
-        return [OutputFrame(o.number, o.time, self.inputs - 1, Fraction(0)) for o in made]
+        return self._spanned([OutputFrame(o.number, o.time, self.inputs - 1, Fraction(0)) for o in made])
 
     @property
     def input_duration(self) -> Fraction:

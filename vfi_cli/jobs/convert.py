@@ -1,12 +1,13 @@
 """One conversion from start to end: check the paths, read the input's header, set the model up,
-plan the memory, run the pipeline. Status lines and the frame count go to a :class:`~vfi_cli.progress.Progress`."""
+plan the memory, run the pipeline (in resumable segments for a long output). Status lines and the
+frame count go to a :class:`~vfi_cli.progress.Progress`."""
 
 from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
 
-from vfi_cli.config import ConvertOptions, EngineOptions
+from vfi_cli.config import DEFAULT_SEGMENT, ConvertOptions, EngineOptions
 from vfi_cli.progress import SILENT, Progress
 from vfi_cli.results import Summary
 from vfi_cli.units import format_rate
@@ -15,11 +16,15 @@ from vfi_cli.units import format_rate
 def convert_file(
     source: Path, destination: Path, options: ConvertOptions = ConvertOptions(), *, engine: EngineOptions = EngineOptions(),
     weights: Path | None = None, input_fps: Fraction | None = None, overwrite: bool = False, progress: Progress = SILENT,
+    segment: Fraction | float | None = DEFAULT_SEGMENT, resume: bool = True,
 ) -> Summary:
-    """Everything ``vfi interpolate`` does after parsing; see :func:`vfi_cli.convert`."""
+    """Everything ``vfi interpolate`` does after parsing; see :func:`vfi_cli.convert`. An output longer
+    than ``segment`` seconds is made in segments that an interrupted run leaves for the next (:mod:`.segments`)."""
     from vfi_cli.backends.eager import load_model
     from vfi_cli.engine.pipeline import convert_video, expected_output_frames
     from vfi_cli.engine.runner import FrameInterpolator
+    from vfi_cli.jobs.executors import run_local
+    from vfi_cli.jobs.segments import plan_segments
     from vfi_cli.video.images import probe_images
     from vfi_cli.video.paths import check_paths
     from vfi_cli.video.reader import probe
@@ -36,6 +41,11 @@ def convert_file(
     interpolator = FrameInterpolator.from_options(model, info.height, info.width, engine)
     progress.status(f"{interpolator.backend.name} backend, {str(interpolator.dtype).removeprefix('torch.')}; "
                     f"flow at scale {engine.flow_scale:g}; {interpolator.plan.describe()}")
+    plan = plan_segments(info, destination, options, engine, weights, segment)
+    if plan is not None:
+        return run_local(plan, interpolator, str(model.card.get("sha256", model.weights)),
+                         expected_frames=expected_output_frames(info, options), resume=resume, overwrite=overwrite,
+                         progress=progress)
     with progress.task("interpolating", expected_output_frames(info, options), unit="frames") as update:
         return convert_video(info, destination, interpolator, options, batch_size=engine.batch_size, on_frame=update,
                              overwrite=overwrite)

@@ -127,10 +127,14 @@ def probe(path: Path) -> VideoInfo:
 @dataclass(frozen=True)
 class Part:
     """The span of an input a preview converts, in seconds from the input's first frame: from ``start``
-    (the time of the part's first frame) to before ``end`` (None: to the end of the input)."""
+    (the time of the part's first frame) to before ``end`` (None: to the end of the input).
+
+    A ``segment``'s part (one piece of a longer conversion) also holds the last frame before ``start``
+    (the left neighbour of its first output frame), and its frames keep the input's own times."""
 
     start: Fraction = Fraction(0)
     end: Fraction | None = None
+    segment: bool = False
 
 
 class FrameReader:
@@ -144,6 +148,7 @@ class FrameReader:
     With a ``part``, decoding starts from a seek to the keyframe before the part, frames before it
     are dropped unconverted, times count from the part's start, and the first frame at or after
     its end still comes (the right-hand neighbour of the part's last interval) before iteration stops.
+    A segment's part also gives the last frame before its start first, and times from the input's first frame.
     """
 
     def __init__(self, info: VideoInfo, keep_depth: bool = False, part: Part | None = None) -> None:
@@ -163,7 +168,7 @@ class FrameReader:
             if not overshot:
                 break
             seek = False  # the container's index put the seek after the part's start: read from the beginning
-        if self.frames_read == 0 and self.frames_decoded and part is not None:
+        if self.frames_read == 0 and self.frames_decoded and part is not None and not part.segment:
             raise VideoError(f"{info.path.name} has no frame at or after {float(part.start):.3f} s")
         if self.frames_read == 0:
             raise VideoError(f"no frame of {info.path} could be decoded: {self.first_error or 'no video data'}")
@@ -172,6 +177,7 @@ class FrameReader:
         """Decode (from a seek to the part when ``seek``); returns True when the seek landed after the part's start."""
         info, part = self.info, self.part
         last: Fraction | None = None
+        before: tuple[av.VideoFrame, Fraction] | None = None  # a segment's last frame before its start, unconverted
         decoded = packets = 0
         with _open(info.path) as container:
             stream = video_stream(container)
@@ -194,17 +200,29 @@ class FrameReader:
                         if part is None:
                             yield self._decoded(picture, time)
                             continue
-                        if seek and last is None and time is not None and time > part.start:
-                            return True
+                        if seek and last is None and time is not None and (time > part.start or part.segment and time == part.start):
+                            return True  # (a segment needs a frame before its start too)
                         last = time if time is not None else last
-                        if time is None or time >= part.start:
-                            yield self._decoded(picture, None if time is None else time - part.start)
+                        if time is not None and time < part.start:
+                            before = (picture, time) if part.segment else None
+                            continue
+                        if before is not None:
+                            yield self._decoded(*before)
+                            before = None
+                        shift = 0 if part.segment or time is None else part.start
+                        yield self._decoded(picture, None if time is None else time - shift)
                         if part.end is not None and time is not None and time >= part.end:
                             break
                     else:
                         continue
-                    decoded += len(stream.decode(None))  # the part has ended: what the decoder still holds was not lost
+                    try:  # the part has ended: what the decoder still holds was not lost
+                        decoded += len(stream.decode(None))
+                    except av.error.EOFError:
+                        pass  # the part ended at the input's last frame: the decoder was drained already
                     break
+                else:
+                    if before is not None:  # the input ends before the segment's start: its tail shows this frame
+                        yield self._decoded(*before)
             except av.FFmpegError as exc:  # the container itself is broken from here on (a cut-off file)
                 self.first_error = self.first_error or ffmpeg_message(exc)
                 packets = max(packets, stream.frames)

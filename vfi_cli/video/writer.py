@@ -111,13 +111,19 @@ class VideoWriter:
     """
 
     def __init__(self, destination: Path, source: VideoInfo, rate: Fraction, settings: EncodeSettings,
-                 time_base: Fraction | None = None, overwrite: bool = False, part: Part | None = None) -> None:
+                 time_base: Fraction | None = None, overwrite: bool = False, part: Part | None = None,
+                 segment: bool = False) -> None:
         """``rate`` is the nominal output rate; ``time_base`` (default 1/rate) the tick on which every
         output time given to :meth:`write` falls (finer for variable-rate output). With a ``part`` (a
         preview), times given to :meth:`write` count from the part's start, the output starts at 0
-        and the other streams are cut to the part."""
+        and the other streams are cut to the part. A ``segment`` of a longer conversion holds the video
+        alone, its times counted from its first frame, which lies at :attr:`offset` on the output's
+        clock (:mod:`vfi_cli.video.concat` joins segments): a file's own start would be kept only to
+        the millisecond of an MP4 edit list."""
         self.destination = Path(destination)
         self.part = part
+        self.segment = segment
+        self.offset: Fraction | None = None  # a segment's: where its first frame lies on the output's clock
         # The input time (seconds, as its timestamps say) of an output time of 0, and what is taken off
         # every input time in the output: nothing for a whole input (its own clock is kept, so that
         # copied audio stays where it was), the part's start for a part (the output starts at 0).
@@ -162,7 +168,7 @@ class VideoWriter:
         try:
             self._check_format()
             self._add_video_stream()
-            if self.source.path.is_file():  # not a folder of images
+            if self.source.path.is_file() and not self.segment:  # not a folder of images; a segment is joined with them
                 assert self._stream is not None
                 window = None
                 if self.part is not None:
@@ -278,6 +284,10 @@ class VideoWriter:
             time = Fraction(self.frames_written) / self.rate
         time = self.origin + time - self.shift  # on the output's clock
         frame.pts = round(time / self.time_base)
+        if self.segment:
+            if self.offset is None:
+                self.offset = frame.pts * self.time_base
+            frame.pts -= round(self.offset / self.time_base)
         frame.time_base = self.time_base
         frame.pict_type = av.video.frame.PictureType.NONE
         tick = Fraction(self._stream.time_base) if self._stream.time_base else self.time_base
@@ -298,8 +308,13 @@ class VideoWriter:
         self.frames_written += 1
 
     def commit(self) -> None:
-        """Flush, close, check and move the finished file into place."""
+        """Flush, close, check and move the finished file into place (a segment without frames: no file)."""
         assert self._container is not None and self._stream is not None
+        if self.segment and self.frames_written == 0:  # the input ended before the segment: nothing to join
+            self._close_quietly()
+            self._remove_temporary()
+            self._committed = True
+            return
         expected = [("video", codec_name(self._stream))]
         try:
             self._container.mux(self._stream.encode(None))
