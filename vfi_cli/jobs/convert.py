@@ -8,15 +8,17 @@ from pathlib import Path
 
 from vfi_cli.config import ConvertOptions, EngineOptions
 from vfi_cli.progress import SILENT, Progress
-from vfi_cli.results import Summary
+from vfi_cli.results import LoadedModel, Summary
 from vfi_cli.units import format_rate
 
 
 def convert_file(
     source: Path, destination: Path, options: ConvertOptions = ConvertOptions(), *, engine: EngineOptions = EngineOptions(),
     weights: Path | None = None, input_fps: Fraction | None = None, overwrite: bool = False, progress: Progress = SILENT,
+    model: LoadedModel | None = None,
 ) -> Summary:
-    """Everything ``vfi interpolate`` does after parsing; see :func:`vfi_cli.convert`."""
+    """Everything ``vfi interpolate`` does after parsing; see :func:`vfi_cli.convert`. A batch passes
+    the ``model`` it loaded once (``weights`` and the device of ``engine`` are then not read again)."""
     from vfi_cli.backends.eager import load_model
     from vfi_cli.engine.pipeline import convert_video, expected_output_frames
     from vfi_cli.engine.runner import FrameInterpolator
@@ -28,7 +30,7 @@ def convert_file(
     check_paths(source, destination, overwrite, input_fps)
     info = probe(source) if input_fps is None else probe_images(source, input_fps)
     rate_out = options.output_rate(info.rate)  # a rate out of bounds is refused before the model loads
-    model = load_model(weights, engine)
+    model = model or load_model(weights, engine)
     progress.status(
         f"{source.name}: {info.width}x{info.height} {format_rate(info.rate)} fps -> {format_rate(rate_out)} fps | "
         f"model {model.parameters / 1e6:.2f}M params on {model.device} ({str(model.dtype).removeprefix('torch.')})"
