@@ -21,7 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vfi_cli.config import BENCH_ENGINE, BenchOptions, ConvertOptions, EngineOptions, EvalOptions
+from vfi_cli.config import BATCH_NAME, BENCH_ENGINE, BenchOptions, ConvertOptions, EngineOptions, EvalOptions
 from vfi_cli.progress import SILENT, Progress
 from vfi_cli.results import BatchSummary, FileResult, LoadedModel, Summary, TrainResult
 
@@ -184,11 +184,11 @@ def convert_batch(
     """
     import time
 
-    from vfi_cli.jobs.batch import DEFAULT_NAME, plan_batch
+    from vfi_cli.jobs.batch import plan_batch
     from vfi_cli.jobs.executors import run_local
 
     started = time.perf_counter()
-    plan = plan_batch([Path(p) for p in inputs], Path(output_dir), options, name=name or DEFAULT_NAME,
+    plan = plan_batch([Path(p) for p in inputs], Path(output_dir), options, name=name or BATCH_NAME,
                       recursive=recursive, overwrite=overwrite)
     for settled in plan.settled:
         if on_done is not None:

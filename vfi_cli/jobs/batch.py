@@ -15,12 +15,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from vfi_cli.config import ConvertOptions
+from vfi_cli.config import BATCH_NAME, BATCH_NAME_FIELDS, ConvertOptions
 from vfi_cli.errors import VfiError, first_line
 from vfi_cli.results import FileResult
 
-DEFAULT_NAME = "{stem}_{fps}fps{suffix}"
-NAME_FIELDS = ("stem", "ext", "suffix", "fps", "factor")
 # What a folder holds that is taken as video (by extension, lower case); anything else in it is left alone.
 VIDEO_SUFFIXES = frozenset(
     ".mp4 .m4v .mov .mkv .webm .avi .ts .mts .m2ts .mpg .mpeg .flv .wmv .ogv .3gp .y4m .mxf .vob .dv".split()
@@ -40,14 +38,16 @@ class BatchJob:
 @dataclass
 class BatchPlan:
     """``jobs`` to run, in order, and the files already settled: ``settled`` holds those skipped (their
-    output exists) and those that failed while being named (an unreadable header)."""
+    output exists) and those that failed while being named (an unreadable header). ``sources`` are
+    all the files, in the order of the inputs."""
 
     jobs: list[BatchJob] = field(default_factory=list)
     settled: list[FileResult] = field(default_factory=list)
+    sources: list[Path] = field(default_factory=list)
 
     def order(self, results: Sequence[FileResult]) -> tuple[FileResult, ...]:
         """``results`` of the jobs and the settled files, in the order of the inputs."""
-        rank = {job.source: k for k, job in enumerate(self.jobs)} | {r.source: len(self.jobs) + k for k, r in enumerate(self.settled)}
+        rank = {source: k for k, source in enumerate(self.sources)}
         return tuple(sorted([*results, *self.settled], key=lambda r: rank.get(r.source, len(rank))))
 
 
@@ -62,10 +62,10 @@ def name_fields(pattern: str) -> set[str]:
         used = {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
     except ValueError as exc:
         raise VfiError(f"--name {pattern!r} is not a valid pattern ({exc})") from None
-    unknown = sorted(name for name in used if name not in NAME_FIELDS)
+    unknown = sorted(name for name in used if name not in BATCH_NAME_FIELDS)
     if unknown or "" in used:
         shown = ", ".join("{" + name + "}" for name in unknown) or "{}"
-        raise VfiError(f"--name {pattern!r} uses {shown}; the fields are " + ", ".join("{" + f + "}" for f in NAME_FIELDS))
+        raise VfiError(f"--name {pattern!r} uses {shown}; the fields are " + ", ".join("{" + f + "}" for f in BATCH_NAME_FIELDS))
     if "/" in pattern or "\\" in pattern or pattern.strip() in ("", ".", ".."):
         raise VfiError(f"--name {pattern!r} must make a file name, not a path (with --recursive subfolders are mirrored)")
     return used
@@ -98,7 +98,7 @@ def video_files(folder: Path, recursive: bool, exclude: Path | None = None) -> l
 
 
 def plan_batch(
-    inputs: Sequence[Path], output_dir: Path, options: ConvertOptions, *, name: str = DEFAULT_NAME,
+    inputs: Sequence[Path], output_dir: Path, options: ConvertOptions, *, name: str = BATCH_NAME,
     recursive: bool = False, overwrite: bool = False,
 ) -> BatchPlan:
     """Expand ``inputs`` (files, or folders of videos) into jobs writing under ``output_dir``.
@@ -133,6 +133,7 @@ def plan_batch(
     for source, folder in sources:
         unique.setdefault(source.resolve(), (source, folder))  # a file given twice is converted once, in its first place
     for source, folder in unique.values():
+        plan.sources.append(source)
         try:
             rate = probe(source).rate if needs_rate else None
         except VfiError as exc:
