@@ -2,9 +2,16 @@
 once in N worker processes, each with its own model (and device).
 
 Worker processes, not threads: torch's CPU thread count is one setting per process, so only a
-process per job can give each job its share of the cores (cores / N threads); a process also keeps
-its decoder, encoder and model memory to itself and gives it all back when the batch ends.
-Measured on a 2-core machine (4 clips of 96x128, 24 frames, tiny model, x264): see README, Batches.
+process per job can give each job its share of the cores (cores / N threads) instead of N jobs
+each running on all of them; the pipeline's per-frame Python (scheduling, colour conversion) does
+not contend for one GIL when N processes feed N GPUs; a process keeps its decoder, encoder and
+model memory to itself and returns it when the batch ends; and a job that is a (picklable) function
+of plain data is what a cluster executor sends out too. Measured on a 2-core machine shared with
+another job (4 clips of 128x96, 48 frames, x2, the shipped model, x264; best of 3): one at a time
+3.5 s, two threads 3.4 s, two processes 5.0 s (each worker first spends ~2-3 s importing torch
+and loading the model). Two cores are already busy with one conversion (torch's threads, decode
+and encode), so ``--jobs`` pays on machines with many cores or several GPUs, for files that take
+longer than a worker's start; one at a time (the default) is right on a small machine.
 
 Each job's outcome comes back as a :class:`~vfi_cli.results.FileResult`: a file that cannot be
 converted is a "failed" result, and the batch goes on. What would fail every file (the weights,
