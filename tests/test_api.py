@@ -31,6 +31,9 @@ def test_the_readme_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert isinstance(summary, vfi_cli.Summary) and summary.output == Path("clip_60fps.mp4")
     assert (summary.frames_in, summary.frames_out) == (6, 14)  # 0.24 s at 60 fps, rounded half up
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "clip_60fps.mp4"]
+    batch = namespace["batch"]
+    assert isinstance(batch, vfi_cli.BatchSummary)
+    assert [(r.source, r.destination, r.status) for r in batch.files] == [(Path("clip.mp4"), Path("clip_60fps.mp4"), "skipped")]
 
 
 def test_interpolate_frames_in_memory(tiny_weights: Path) -> None:

@@ -27,7 +27,7 @@ from vfi_cli.config import ConvertOptions, EncodeSettings, EngineOptions
 from vfi_cli.engine import pipeline
 from vfi_cli.engine.pipeline import convert_video, expected_output_frames
 from vfi_cli.engine.schedule import Schedule
-from vfi_cli.jobs.executors import CHANGED, run_local
+from vfi_cli.jobs.segmented import CHANGED, run_segments
 from vfi_cli.jobs.manifest import Journal
 from vfi_cli.jobs.segments import plan_segments, run_segment
 from vfi_cli.video.reader import probe
@@ -52,7 +52,7 @@ def whole_and_segmented(source: Path, tmp_path: Path, suffix: str, seconds: Frac
     whole = convert_video(info, tmp_path / f"whole{suffix}", BlendInterpolator(), convert, batch_size=1)
     plan = plan_segments(info, tmp_path / f"segmented{suffix}", convert, EngineOptions(batch_size=1), None, seconds)
     assert plan is not None and plan.count > 2
-    segmented = run_local(plan, BlendInterpolator(), "blend", expected_frames=expected_output_frames(info, convert))
+    segmented = run_segments(plan, BlendInterpolator(), "blend", expected_frames=expected_output_frames(info, convert))
     return whole, segmented
 
 

@@ -16,14 +16,14 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vfi_cli.config import BENCH_ENGINE, DEFAULT_SEGMENT, BenchOptions, ConvertOptions, EngineOptions, EvalOptions
+from vfi_cli.config import BATCH_NAME, BENCH_ENGINE, DEFAULT_SEGMENT, BenchOptions, ConvertOptions, EngineOptions, EvalOptions
 from vfi_cli.progress import SILENT, Progress
-from vfi_cli.results import LoadedModel, Summary, TrainResult
+from vfi_cli.results import BatchSummary, FileResult, LoadedModel, Summary, TrainResult
 
 if TYPE_CHECKING:
     import numpy as np
@@ -142,6 +142,73 @@ def convert(
         Path(source), Path(destination), options, engine=engine, weights=None if weights is None else Path(weights),
         input_fps=input_fps, overwrite=overwrite, progress=progress or SILENT, segment=segment, resume=resume,
     )
+
+
+def convert_batch(
+    inputs: Sequence[Path | str],
+    output_dir: Path | str,
+    options: ConvertOptions = ConvertOptions(),
+    *,
+    name: str | None = None,
+    recursive: bool = False,
+    overwrite: bool = False,
+    engine: EngineOptions = EngineOptions(),
+    devices: Sequence[str] = (),
+    jobs: int = 1,
+    weights: Path | str | None = None,
+    segment: Fraction | float | None = DEFAULT_SEGMENT,
+    resume: bool = True,
+    progress: Progress | None = None,
+    on_done: Callable[[FileResult], None] | None = None,
+) -> BatchSummary:
+    """Convert many videos into one folder, going on past files that fail.
+
+    Args:
+        inputs: video files, and folders whose video files (by extension, sorted; hidden files
+            left out) are converted.
+        output_dir: where the outputs go (created); a folder's subfolders are mirrored below it
+            with ``recursive``.
+        options: as for :func:`convert`, the same for every file.
+        name: the output file name pattern (default ``{stem}_{fps}fps{suffix}``); fields
+            ``{stem}``, ``{ext}`` (no dot), ``{suffix}`` (with it), ``{fps}`` (the output rate: 48,
+            59.94) and ``{factor}`` (2, or output rate over input rate with ``fps``).
+        recursive: also convert the videos in the subfolders of folders given.
+        overwrite: convert again files whose output exists (else they are skipped).
+        engine: device, precision, threads ... of every file's conversion.
+        devices: one device per worker process, in turn (e.g. ``["cuda:0", "cuda:1"]``); default
+            the engine's.
+        jobs: how many files run at once (worker processes, each with its own model and
+            cores/jobs CPU threads); default one at a time with one model (or one per device).
+        weights: the weights (None: the shipped model).
+        segment, resume: as for :func:`convert`: an interrupted file goes on from its segments.
+        progress: receives status lines and each file's frame count (with ``jobs`` > 1, the file count).
+        on_done: called with each file's result as it finishes (in the order they finish).
+
+    Returns:
+        Every file's result (converted, skipped because its output exists, or failed and why), in
+        the order of the inputs, and the batch's wall time.
+
+    Raises:
+        VfiError: before anything is written, a missing input, a bad ``name``, two inputs with one
+            output or an output that is an input; at any time, what would fail every file (weights,
+            device); a file's own failure is in its result instead.
+        KeyboardInterrupt: Ctrl-C (as :class:`~vfi_cli.errors.Interrupted`, saying how many files were done).
+    """
+    import time
+
+    from vfi_cli.jobs.batch import plan_batch
+    from vfi_cli.jobs.executors import run_local
+
+    started = time.perf_counter()
+    plan = plan_batch([Path(p) for p in inputs], Path(output_dir), options, name=name or BATCH_NAME,
+                      recursive=recursive, overwrite=overwrite, segment=segment, resume=resume)
+    for settled in plan.settled:
+        if on_done is not None:
+            on_done(settled)
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    results = run_local(plan.jobs, engine=engine, weights=None if weights is None else Path(weights),
+                        workers=max(jobs, len(devices), 1), devices=devices, progress=progress or SILENT, on_done=on_done)
+    return BatchSummary(plan.order(results), time.perf_counter() - started)
 
 
 def train(

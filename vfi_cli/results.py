@@ -55,6 +55,55 @@ class Summary:
     start: Fraction = Fraction(0)  # where in the input (seconds from its first frame) the output begins: a preview's first frame
 
 
+
+@dataclass(frozen=True)
+class FileResult:
+    """One file of a batch: ``status`` is "converted", "skipped" (its output existed) or "failed"
+    (``reason`` says why in one line); ``summary`` is the conversion's, when it ran to the end."""
+
+    source: Path
+    destination: Path | None
+    status: str
+    reason: str | None = None
+    summary: Summary | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The file's record in a batch's JSON report."""
+        return {
+            "file": self.source, "output": self.destination, "status": self.status, "reason": self.reason,
+            "frames_in": None if self.summary is None else self.summary.frames_in,
+            "frames_out": None if self.summary is None else self.summary.frames_out,
+            "rate_out": None if self.summary is None else self.summary.rate_out,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """A finished batch: every file's result in the order planned, and the batch's wall time."""
+
+    files: tuple[FileResult, ...]
+    seconds: float
+
+    def count(self, status: str) -> int:
+        return sum(result.status == status for result in self.files)
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report (``--json``): per-file records and the totals."""
+        totals = {status: self.count(status) for status in ("converted", "skipped", "failed")}
+        converted = [r.summary for r in self.files if r.summary is not None]
+        return {
+            "files": [result.to_dict() for result in self.files],
+            "totals": {"files": len(self.files), **totals, "frames_in": sum(s.frames_in for s in converted),
+                       "frames_out": sum(s.frames_out for s in converted), "seconds": round(self.seconds, 3)},
+        }
+
+
 @dataclass
 class TrainResult:
     """Where a training run stopped: its step and epoch, the last logged losses and its checkpoint

@@ -8,15 +8,25 @@ import click
 
 from vfi_cli import api
 from vfi_cli.cli.options import call, engine_options, fail, key_values, verbosity, weights_option
-from vfi_cli.cli.output import Output
-from vfi_cli.config import DEDUP_MAX_HOLD, DEFAULT_SEGMENT, PRESETS, ConvertOptions, EncodeSettings, EngineOptions, default
+from vfi_cli.cli.batch import run_batch
+from vfi_cli.cli.output import Output, json_target
+from vfi_cli.config import (BATCH_NAME, BATCH_NAME_FIELDS, DEDUP_MAX_HOLD, DEFAULT_SEGMENT, PRESETS, ConvertOptions, EncodeSettings,
+                            EngineOptions, default)
 from vfi_cli.results import Summary
 from vfi_cli.units import MAX_FACTOR, format_rate, format_time, parse_rate, parse_time
 
 
 @click.command()
-@click.argument("source", metavar="IN", type=click.Path(path_type=Path))
-@click.argument("destination", metavar="OUT", type=click.Path(path_type=Path))
+@click.argument("paths", metavar="IN... [OUT]", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output-dir", type=click.Path(path_type=Path), metavar="DIR",
+              help="A batch: convert every IN (files, and the videos in folders) into DIR; outputs that exist are skipped.")
+@click.option("--name", metavar="PATTERN", help=f"Output names in a batch (default {BATCH_NAME}); fields "
+              + ", ".join("{" + f + "}" for f in BATCH_NAME_FIELDS) + ".")
+@click.option("-r", "--recursive", is_flag=True, help="A batch: also the videos in subfolders (mirrored under DIR).")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="A batch: files converted at once (worker processes, each with its own model and cores/N threads).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), callback=json_target,
+              help="A batch: write every file's result and the totals here as JSON; - for stdout.")
 @click.option("--factor", type=click.IntRange(2, MAX_FACTOR),
               help=f"Make N-1 new frames between each pair (default {ConvertOptions().factor}; at most {MAX_FACTOR}).")
 @click.option("--fps", "fps_text", metavar="RATE",
@@ -46,21 +56,31 @@ from vfi_cli.units import MAX_FACTOR, format_rate, format_time, parse_rate, pars
                    f"span it was held for (up to {DEDUP_MAX_HOLD} frames): bit-identical ones (exact), or within TOL 8-bit levels "
                    "(largest mean difference of an 8x8 block; 10 suits x264 CRF 18-28).")
 @click.option("--no-scene-detect", is_flag=True, help="Interpolate across hard cuts too (identical frames are still copied).")
-@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists (in a batch: convert again files whose output exists).")
 @click.option("--segment", "segment_text", metavar="SECONDS", default=str(DEFAULT_SEGMENT), show_default=True,
               help="Make a longer output in segments of this much output, kept in a hidden folder beside OUT until it is "
                    "complete: an interrupted run goes on where it stopped when run again (0: one piece).")
 @click.option("--no-resume", is_flag=True, help="Start over instead of going on from the segments of an interrupted run.")
-@engine_options(EngineOptions())
+@engine_options(EngineOptions(), device_list=True)
 @verbosity("No progress bar or summary.")
 def interpolate(
-    source: Path, destination: Path, factor: int | None, fps_text: str | None, input_fps_text: str | None, weights: Path | None,
+    paths: tuple[Path, ...], output_dir: Path | None, name: str | None, recursive: bool, jobs: int, json_path: Path | None,
+    factor: int | None, fps_text: str | None, input_fps_text: str | None, weights: Path | None,
     codec: str, crf: int, preset: str, pix_fmt: str | None,
     encoder_opts: tuple[tuple[str, str], ...], scene_threshold: float | None, start_text: str | None, end_text: str | None,
     duration_text: str | None, dedup_text: str, no_scene_detect: bool,
-    overwrite: bool, segment_text: str, no_resume: bool, engine: EngineOptions, output: Output,
+    overwrite: bool, segment_text: str, no_resume: bool, engine: EngineOptions, devices: tuple[str, ...], output: Output,
 ) -> None:
-    """Convert IN to a higher frame rate and write OUT (audio is copied)."""
+    """Convert IN to a higher frame rate and write OUT (audio is copied); with -o DIR, every IN (files,
+    folders of videos) into DIR, going on past files that fail."""
+    batch_only = {"--name": name is not None, "--recursive": recursive, "--jobs": jobs > 1, "--json": json_path is not None,
+                  "several --device": len(devices) > 1}
+    if output_dir is None and len(paths) != 2:
+        fail("give IN OUT for one file, or the inputs and -o/--output-dir DIR for a batch", 2)
+    if output_dir is None and any(batch_only.values()):
+        fail(f"{', '.join(k for k, v in batch_only.items() if v)}: for a batch (-o/--output-dir DIR)", 2)
+    if output_dir is not None and input_fps_text is not None:
+        fail("--input-fps is for one folder of images (IN OUT); a batch converts video files", 2)
     if no_scene_detect and scene_threshold is not None:
         fail("give either --scene-threshold or --no-scene-detect, not both", 2)
     if factor is not None and fps_text is not None:
@@ -80,6 +100,12 @@ def interpolate(
                                  scene_threshold=threshold, start=start_text, end=end_text, duration=duration_text, dedup=dedup)
     except ValueError as exc:
         fail(str(exc), 2)
+    if output_dir is not None:
+        run_batch(paths, output_dir, options, engine=engine, devices=devices if len(devices) > 1 else (), jobs=jobs, weights=weights,
+                  name=name, recursive=recursive, overwrite=overwrite, json_path=json_path, output=output,
+                  segment=segment, resume=not no_resume)
+        return
+    source, destination = paths
     summary = call(lambda: api.convert(source, destination, options, engine=engine, weights=weights, input_fps=input_fps,
                                        overwrite=overwrite, progress=output, segment=segment, resume=not no_resume))
     output.status(summary_line(summary, scene_detect=not no_scene_detect))

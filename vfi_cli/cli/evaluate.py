@@ -9,18 +9,10 @@ import click
 
 from vfi_cli import api
 from vfi_cli.cli.options import call, comma_list, engine_options, fail, size, verbosity, weights_option
-from vfi_cli.cli.output import Output
+from vfi_cli.cli.output import STDOUT, Output, json_target
 from vfi_cli.config import BENCH_ENGINE, BENCH_ROUNDS, VIDEO_TRIPLETS, BenchOptions, EngineOptions, EvalOptions, default
 from vfi_cli.results import to_json
 from vfi_cli.units import MAX_FACTOR
-
-
-STDOUT = Path("-")
-
-
-def json_target(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
-    """``--json PATH``, where ``-`` means stdout (kept as :data:`STDOUT`, never a file named '-')."""
-    return STDOUT if value is not None and str(value) == "-" else value
 
 
 def print_result(table: Any, result: dict[str, Any], json_to_stdout: bool) -> None:

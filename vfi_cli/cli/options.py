@@ -101,14 +101,17 @@ def weights_option(help: str = "Model weights (.safetensors); default: the shipp
     return click.option("--weights", type=click.Path(path_type=Path), help=help)
 
 
-def engine_options(defaults: EngineOptions, *, memory: bool = True, all_backends: bool = False) -> Callable[[F], F]:
+def engine_options(defaults: EngineOptions, *, memory: bool = True, all_backends: bool = False, device_list: bool = False) -> Callable[[F], F]:
     """--device, --precision, --backend, --threads and (``memory``) --batch-size, --scale,
     --max-memory, --tile, --tile-overlap; the command receives them as ``engine``, an
     :class:`EngineOptions`. With ``all_backends``, ``--backend all`` is offered too and reaches the
-    command as ``all_backends=True`` beside the default engine."""
+    command as ``all_backends=True`` beside the default engine. With ``device_list``, ``--device``
+    may name several devices (``cuda:0,cuda:1``): ``engine.device`` is the first, and the command
+    receives them all as ``devices``."""
     backends = BACKENDS + (("all",) if all_backends else ())
+    several = "; a batch (-o) takes several, one per worker: cuda:0,cuda:1" if device_list else ""
     options = [
-        click.option("--device", default=defaults.device, show_default=True, help="auto, cpu, cuda, cuda:N or mps (an Apple GPU)."),
+        click.option("--device", default=defaults.device, show_default=True, help=f"auto, cpu, cuda, cuda:N or mps (an Apple GPU){several}."),
         click.option("--precision", type=click.Choice(PRECISIONS), help="Default: fp16 on CUDA; on the CPU bf16 where it is native (AMX, AVX-512 BF16), else fp32."),
         click.option("--backend", type=click.Choice(backends), default=defaults.backend, show_default=True,
                      help="How the network runs: PyTorch, or the optional ONNX Runtime / OpenVINO extras (CPU)"
@@ -133,6 +136,9 @@ def engine_options(defaults: EngineOptions, *, memory: bool = True, all_backends
         @functools.wraps(command)
         def run(*args: Any, **kwargs: Any) -> Any:
             given = {name: kwargs.pop(name) for name in names if name in kwargs}
+            if device_list:
+                kwargs["devices"] = tuple(d.strip() for d in given["device"].split(",") if d.strip()) or (defaults.device,)
+                given["device"] = kwargs["devices"][0]
             if all_backends:
                 kwargs["all_backends"] = given.get("backend") == "all"
                 given["backend"] = "auto" if kwargs["all_backends"] else given["backend"]

@@ -9,21 +9,23 @@ from pathlib import Path
 
 from vfi_cli.config import DEFAULT_SEGMENT, ConvertOptions, EngineOptions
 from vfi_cli.progress import SILENT, Progress
-from vfi_cli.results import Summary
+from vfi_cli.results import LoadedModel, Summary
 from vfi_cli.units import format_rate
 
 
 def convert_file(
     source: Path, destination: Path, options: ConvertOptions = ConvertOptions(), *, engine: EngineOptions = EngineOptions(),
     weights: Path | None = None, input_fps: Fraction | None = None, overwrite: bool = False, progress: Progress = SILENT,
-    segment: Fraction | float | None = DEFAULT_SEGMENT, resume: bool = True,
+    segment: Fraction | float | None = DEFAULT_SEGMENT, resume: bool = True, model: LoadedModel | None = None,
 ) -> Summary:
     """Everything ``vfi interpolate`` does after parsing; see :func:`vfi_cli.convert`. An output longer
-    than ``segment`` seconds is made in segments that an interrupted run leaves for the next (:mod:`.segments`)."""
+    than ``segment`` seconds is made in segments that an interrupted run leaves for the next
+    (:mod:`.segments`). A batch passes the ``model`` it loaded once (``weights`` and the device of
+    ``engine`` are then not read again)."""
     from vfi_cli.backends.eager import load_model
     from vfi_cli.engine.pipeline import convert_video, expected_output_frames
     from vfi_cli.engine.runner import FrameInterpolator
-    from vfi_cli.jobs.executors import run_local
+    from vfi_cli.jobs.segmented import run_segments
     from vfi_cli.jobs.segments import plan_segments
     from vfi_cli.video.images import probe_images
     from vfi_cli.video.paths import check_paths
@@ -33,7 +35,7 @@ def convert_file(
     check_paths(source, destination, overwrite, input_fps)
     info = probe(source) if input_fps is None else probe_images(source, input_fps)
     rate_out = options.output_rate(info.rate)  # a rate out of bounds is refused before the model loads
-    model = load_model(weights, engine)
+    model = model or load_model(weights, engine)
     progress.status(
         f"{source.name}: {info.width}x{info.height} {format_rate(info.rate)} fps -> {format_rate(rate_out)} fps | "
         f"model {model.parameters / 1e6:.2f}M params on {model.device} ({str(model.dtype).removeprefix('torch.')})"
@@ -43,7 +45,7 @@ def convert_file(
                     f"flow at scale {engine.flow_scale:g}; {interpolator.plan.describe()}")
     plan = plan_segments(info, destination, options, engine, weights, segment)
     if plan is not None:
-        return run_local(plan, interpolator, str(model.card.get("sha256", model.weights)),
+        return run_segments(plan, interpolator, str(model.card.get("sha256", model.weights)),
                          expected_frames=expected_output_frames(info, options), resume=resume, overwrite=overwrite,
                          progress=progress)
     with progress.task("interpolating", expected_output_frames(info, options), unit="frames") as update:
