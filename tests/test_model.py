@@ -74,3 +74,22 @@ def test_warp_follows_the_flow_convention() -> None:
     flow[:, 0] = 2.0  # every pixel samples 2 px to its right
     warped = backward_warp(image, flow)
     assert warped[0, 0, 3, 3] == 1.0 and warped.sum() == 1.0
+
+
+@pytest.mark.parametrize("use_prior", [False, True])
+def test_flow_unet_start_passes_gradient_where_it_must(use_prior: bool) -> None:
+    """A prior-free U-Net must start with a random head: a zero head sends no gradient to the layers
+    below it, and such a network never learns motion (it stays at blending). The prior's head starts
+    at zero on purpose (untrained, it returns the prior) and then only the head moves at first."""
+    from vfi_cli.model.flow import FlowUNet
+    from vfi_cli.model.prior import FlowPrior
+
+    torch.manual_seed(0)
+    net = FlowUNet((8, 16, 16), use_prior=use_prior)
+    image1, image2 = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    prior = FlowPrior(torch.zeros(2, 2, 32, 32), torch.zeros(2, 2, 32, 32), torch.full((2, 1, 32, 32), 0.5)) if use_prior else None
+    flow1, flow2, mask = net(image1, image2, torch.tensor([0.5, 0.5]), prior)
+    (flow1.square().mean() + flow2.square().mean() + mask.mean()).backward()
+    first_layer = net.encoders[0][0].weight.grad
+    assert float(net.head.weight.grad.abs().sum()) > 0
+    assert (float(first_layer.abs().sum()) == 0) == use_prior

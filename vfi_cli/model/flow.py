@@ -26,11 +26,16 @@ class FlowUNet(nn.Module):
     """U-Net over both frames and a constant plane holding the target time t.
 
     Feeding t as an input is what lets one model produce any intermediate time, and so any
-    target frame rate. The head starts at zero: an untrained network predicts zero flow and
-    b = 0.5, i.e. plain frame blending, rather than noise.
+    target frame rate.
 
     With ``use_prior`` the network also sees a :class:`FlowPrior` (its flows, mask and both
-    frames warped by it) and predicts corrections to it: untrained, it returns the prior.
+    frames warped by it) and predicts corrections to it; its head starts at zero, so that
+    untrained it returns the prior. Without a prior the head keeps PyTorch's random start: a
+    zero head passes no gradient to the layers below it, and with flipped and time-reversed
+    training data its own gradient averages out too, so a zero-initialised prior-free network
+    stays at zero flow (plain blending). Measured: from a zero head, 600 steps of distillation
+    left the flows at 0.002 px against the teacher's 0.9 px; from a random one they grew, and
+    the warped frame was 0.6 dB above blending after 700 steps.
     """
 
     def __init__(self, channels: tuple[int, ...], use_prior: bool = False) -> None:
@@ -46,8 +51,9 @@ class FlowUNet(nn.Module):
             _block(channels[i + 1] + channels[i], channels[i]) for i in reversed(range(len(channels) - 1))
         )
         self.head = nn.Conv2d(channels[0], 5, 3, padding=1)
-        nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        if use_prior:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def forward(
         self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor, prior: FlowPrior | None = None
