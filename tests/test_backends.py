@@ -1,8 +1,11 @@
 """Inference backends and ONNX export: every backend gives eager PyTorch's frame (within the
-precision's tolerance) on a random pair; exported graphs keep height and width dynamic and are cached."""
+precision's tolerance) on a random pair, for prior-free models and for models with the classical DIS
+prior (the shipped kind, whose prior is fed to the graph); exported graphs keep height and width
+dynamic and are cached."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +16,11 @@ from tests.conftest import smooth_texture
 from vfi_cli.backends import available_backends, create_backend, exported_graph
 from vfi_cli.config import ModelConfig
 from vfi_cli.errors import VfiError
-from vfi_cli.model.export import export_onnx
+from vfi_cli.model.export import ONNX_INPUTS, PRIOR_INPUTS, export_onnx, graph_inputs
 from vfi_cli.model.network import Interpolator
 
 CONFIG = ModelConfig(unet_channels=(8, 16, 16), feature_channels=4, synthesis_channels=4, flow_downsample=2)
+PRIOR_CONFIG = dataclasses.replace(CONFIG, flow_prior="dis")
 MAX_LEVEL_ERROR = 1 / 255  # the issue's tolerance: within one 8-bit level of eager float32 ...
 MIN_PSNR = 50.0  # ... or at least 50 dB against it
 
@@ -32,12 +36,13 @@ def trained_like(config: ModelConfig = CONFIG, seed: int = 0) -> Interpolator:
     return model
 
 
-def pair(height: int, width: int, batch: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def pair(height: int, width: int, batch: int = 2, shift: tuple[int, int] = (2, 3)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A band-limited texture (like a photograph) and the same moved: white noise would turn any
-    sub-pixel flow difference into a large pixel error."""
+    sub-pixel flow difference into a large pixel error. A prior model's flows are the prior's (DIS
+    finds the shift) plus small corrections, so its tests move the texture further."""
     texture = torch.from_numpy(smooth_texture(height, width, seed=height + width)).permute(2, 0, 1).float() / 255
     image1 = texture.expand(batch, -1, -1, -1).contiguous()
-    image2 = torch.roll(image1, shifts=(2, 3), dims=(2, 3))
+    image2 = torch.roll(image1, shifts=shift, dims=(2, 3))
     return image1, image2, torch.linspace(0.25, 0.75, batch)
 
 
@@ -45,21 +50,22 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(10 * torch.log10(1 / ((a - b) ** 2).mean()))
 
 
-def eager(model: Interpolator, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def eager(model: Interpolator, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor, flow_scale: float = 1.0) -> torch.Tensor:
     with torch.no_grad():
-        out = model(image1, image2, t)
+        out = model(image1, image2, t, flow_scale=flow_scale)
     assert out.flow1.abs().mean() > 1.0  # the test means something only if the flows move pixels
     return out.refined
 
 
+@pytest.mark.parametrize("config", [CONFIG, PRIOR_CONFIG], ids=["prior-free", "dis-prior"])
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
-def test_exported_runtimes_match_eager_at_any_size(backend: str, tmp_path: Path) -> None:
+def test_exported_runtimes_match_eager_at_any_size(backend: str, config: ModelConfig, tmp_path: Path) -> None:
     if backend not in available_backends():
         pytest.skip(f"{backend} is not installed")
-    model = trained_like()
+    model = trained_like(config)
     runner = create_backend(backend, model, torch.device("cpu"), torch.float32, cache_dir=tmp_path)
     for height, width in ((32, 48), (64, 96)):  # one graph, two sizes: height and width are dynamic
-        image1, image2, t = pair(height, width)
+        image1, image2, t = pair(height, width, shift=(2, 3) if config.flow_prior == "none" else (4, 6))
         assert runner.features(image1) is None
         out = runner.refine(image1, image2, t)
         assert out.shape == (2, 3, height, width) and (out - eager(model, image1, image2, t)).abs().max() < 1e-4
@@ -101,10 +107,21 @@ def test_exported_graphs_are_cached_per_weights(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("*.partial"))
 
 
-def test_export_refuses_the_classical_prior_and_names_missing_runtimes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(VfiError, match="dis flow prior cannot be exported"):
-        export_onnx(Interpolator.from_config(ModelConfig(unet_channels=(8, 16), flow_prior="dis")), tmp_path / "m.onnx")
-    assert not list(tmp_path.iterdir())
+def test_a_graph_whose_inputs_are_not_the_models_is_refused(tmp_path: Path) -> None:
+    """The backend checks the graph's declared inputs: a prior model never runs a prior-free graph
+    (which would ignore its prior), nor the reverse."""
+    pytest.importorskip("onnxruntime")
+    from vfi_cli.backends.runtimes import OnnxRuntimeBackend
+
+    prior_free = export_onnx(trained_like(), tmp_path / "prior-free.onnx")
+    with pytest.raises(VfiError, match="takes image1, image2, t, but this model gives .*prior_flow1"):
+        OnnxRuntimeBackend(prior_free, torch.float32, trained_like(PRIOR_CONFIG))
+    with_prior = export_onnx(trained_like(PRIOR_CONFIG), tmp_path / "prior.onnx")
+    with pytest.raises(VfiError, match="delete it to export again"):
+        OnnxRuntimeBackend(with_prior, torch.float32, trained_like())
+
+
+def test_unknown_and_missing_runtimes_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(VfiError, match="unknown backend"):
         create_backend("tensorflow", trained_like(), torch.device("cpu"), torch.float32)
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *args: None)
@@ -113,33 +130,33 @@ def test_export_refuses_the_classical_prior_and_names_missing_runtimes(tmp_path:
         create_backend("openvino", trained_like(), torch.device("cpu"), torch.float32)
 
 
-def test_vfi_export_onnx_writes_a_graph_that_matches_eager(tmp_path: Path) -> None:
+@pytest.mark.parametrize("config", [CONFIG, PRIOR_CONFIG], ids=["prior-free", "dis-prior"])
+def test_vfi_export_onnx_writes_a_graph_that_matches_eager(config: ModelConfig, tmp_path: Path) -> None:
     """vfi export --onnx OUT.onnx --weights W: the graph, run in ONNX Runtime at a size it was not
-    traced at, gives eager PyTorch's frame; the shipped-style DIS-prior model is refused in one line."""
+    traced at on the inputs :func:`graph_inputs` gives (a prior model's prior among them), gives
+    eager PyTorch's frame; the prior model's graph is exported at flow scale 0.5, where its prior
+    is computed on frames shrunk four times."""
     onnxruntime = pytest.importorskip("onnxruntime")
     from click.testing import CliRunner
 
     from vfi_cli.cli import main
     from vfi_cli.model.weights import save_weights
 
-    model = trained_like()
+    model = trained_like(config)
     weights = tmp_path / "student.safetensors"
-    save_weights(model, CONFIG, weights)
+    save_weights(model, config, weights)
     graph = tmp_path / "student.onnx"
-    result = CliRunner().invoke(main, ["export", "--onnx", str(graph), "--weights", str(weights)])
+    scale = 1.0 if config.flow_prior == "none" else 0.5
+    result = CliRunner().invoke(main, ["export", "--onnx", str(graph), "--weights", str(weights), "--scale", f"{scale:g}"])
     assert result.exit_code == 0, result.output
-    image1, image2, t = pair(48, 80)
     session = onnxruntime.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
-    out = session.run(None, {"image1": image1.numpy(), "image2": image2.numpy(), "t": t.numpy()})[0]
-    assert np.abs(out - eager(model, image1, image2, t).numpy()).max() < 1e-4
+    names = ONNX_INPUTS + (PRIOR_INPUTS if config.flow_prior == "dis" else ())
+    assert tuple(node.name for node in session.get_inputs()) == names
+    image1, image2, t = pair(48, 80, shift=(4, 6))
+    out = session.run(None, graph_inputs(model, image1, image2, t, scale))[0]
+    assert np.abs(out - eager(model, image1, image2, t, scale).numpy()).max() < 1e-4
     again = CliRunner().invoke(main, ["export", "--onnx", str(graph), "--weights", str(weights)])
     assert again.exit_code == 1 and "exists" in again.stderr
-    prior = tmp_path / "prior.safetensors"
-    prior_config = ModelConfig(unet_channels=(8, 16), feature_channels=4, synthesis_channels=4, flow_prior="dis")
-    save_weights(Interpolator.from_config(prior_config), prior_config, prior)
-    refused = CliRunner().invoke(main, ["export", "--onnx", str(tmp_path / "prior.onnx"), "--weights", str(prior)])
-    assert refused.exit_code == 1 and "cannot be exported" in refused.stderr and not (tmp_path / "prior.onnx").exists()
-
 
 
 def test_auto_is_torch_whatever_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -60,15 +60,20 @@ def test_bench_refuses_bad_sizes() -> None:
     assert result.exit_code == 2 and "HEIGHTxWIDTH" in result.output
 
 
-def test_bench_backend_all_times_every_backend_in_one_run_against_eager_fp32(tmp_path: Path) -> None:
+@pytest.mark.parametrize("prior", ["none", "dis"])
+def test_bench_backend_all_times_every_backend_in_one_run_against_eager_fp32(prior: str, tmp_path: Path) -> None:
     """--backend all: the reference (eager float32, default layout) first, then each installed backend
     and precision, each with its time, its ratio to the reference and its distance from the
-    reference's frame; float32 runtimes agree to the level, reduced precisions within 1/255 or 50 dB."""
+    reference's frame; float32 runtimes agree to the level, reduced precisions within 1/255 or 50 dB.
+    Models with the DIS prior (the shipped kind) run in the exported runtimes too."""
+    import dataclasses
+
     from tests.test_backends import CONFIG, trained_like
     from vfi_cli.model.weights import save_weights
 
+    config = dataclasses.replace(CONFIG, flow_prior=prior)
     weights = tmp_path / "student.safetensors"
-    save_weights(trained_like(), CONFIG, weights)
+    save_weights(trained_like(config), config, weights)
     result = CliRunner().invoke(main, ["bench", "--size", "64x96", "--device", "cpu", "--iterations", "1", "--warmup", "0",
                                        "--weights", str(weights), "--backend", "all", "--json", str(tmp_path / "b.json")])
     assert result.exit_code == 0, result.output

@@ -328,7 +328,10 @@ def export_onnx(
 
     The graph's inputs are ``image1``, ``image2`` ([N,3,H,W] float32 RGB in [0,1], H and W
     multiples of the model's stride at ``flow_scale``, ``describe()["stride"]``) and ``t`` ([N]);
-    its output ``frame`` is the interpolated frame (clamp it to [0,1]).
+    a model with the classical DIS prior (the shipped one) also takes ``prior_flow1``,
+    ``prior_flow2`` ([N,2,h,w]) and ``prior_mask`` ([N,1,h,w]) at the flow's resolution, which
+    :func:`vfi_cli.model.export.graph_inputs` computes (DIS runs in OpenCV, outside any graph).
+    Its output ``frame`` is the interpolated frame (clamp it to [0,1]).
 
     Args:
         destination: the ``.onnx`` file to write; it appears complete or not at all.
@@ -341,8 +344,7 @@ def export_onnx(
 
     Raises:
         VfiError: an existing ``destination`` (or one that appears meanwhile), a folder or read-only
-            place there, missing, malformed or non-finite weights, or a model with the classical DIS
-            prior (it runs in OpenCV, outside any graph).
+            place there, missing, malformed or non-finite weights.
     """
     from vfi_cli.files import check_output_file
     from vfi_cli.model.export import export_onnx as write

@@ -12,11 +12,14 @@ loaded network for the engine (:class:`~vfi_cli.engine.runner.FrameInterpolator`
 - ``openvino`` (``pip install 'vfi-zoom[openvino]'``): the same graph in OpenVINO on the CPU, in float32
   or, with ``--precision bf16``, bf16.
 
+Both run a model with the classical DIS prior (the shipped one) too: the prior is computed on the
+CPU as eager PyTorch computes it and fed to the graph, which holds everything after it.
+
 ``auto`` is ``torch``: in bf16 on a CPU with native bf16 it takes half of eager float32's time on
-the shipped model, within one 8-bit level. ``openvino`` is faster still on prior-free models (1.6×
-in bf16 at 1080p, see README, Speed) but stays a choice: its graph is traced, and a traced
-graph is only as general as the module traced (a test's hand-written flow module, whose sizes
-are Python numbers, came out fixed to its tracing size). Exported graphs are cached per weights
+the shipped model, within one 8-bit level. ``openvino`` is faster still (1.6× in bf16 at 1080p,
+on the prior-free and on the shipped model, see README, Speed) but stays a choice: its graph is
+traced, and a traced graph is only as general as the module traced (a test's hand-written flow
+module, whose sizes are Python numbers, came out fixed to its tracing size). Exported graphs are cached per weights
 (hash of the tensors) and flow scale under the user's cache folder, never inside the installed
 package; their height and width are dynamic, so one graph serves every frame size.
 """
@@ -84,10 +87,10 @@ def create_backend(
     if name == "onnxruntime":
         from vfi_cli.backends.runtimes import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(graph, dtype)
+        return OnnxRuntimeBackend(graph, dtype, model, flow_scale)
     from vfi_cli.backends.runtimes import OpenVinoBackend
 
-    return OpenVinoBackend(graph, dtype)
+    return OpenVinoBackend(graph, dtype, model, flow_scale)
 
 
 def cache_root() -> Path:

@@ -1,21 +1,35 @@
-"""ONNX Runtime and OpenVINO backends: the exported graph on the CPU (optional extras)."""
+"""ONNX Runtime and OpenVINO backends: the exported graph on the CPU (optional extras).
+
+A model with the classical DIS prior runs its prior here, on the CPU, exactly as eager PyTorch
+does (:func:`~vfi_cli.model.export.graph_inputs`), and feeds it to the graph.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from vfi_cli.errors import VfiError
+from vfi_cli.model.export import graph_inputs, input_names
+from vfi_cli.model.network import Interpolator
 
 
-def _feed(image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor) -> dict[str, np.ndarray]:
-    return {
-        "image1": image1.float().contiguous().numpy(),
-        "image2": image2.float().contiguous().numpy(),
-        "t": t.float().contiguous().numpy(),
-    }
+class _GraphFeed:
+    """The inputs of one graph for one model, checked once against the names the graph declares
+    (a graph cached for another model would otherwise fail, or miss its prior, on the first frame)."""
+
+    def __init__(self, graph: Path, declared: Iterable[str], model: Interpolator, flow_scale: float) -> None:
+        declared, expected = tuple(declared), input_names(model)
+        if set(declared) != set(expected):
+            raise VfiError(f"the graph {graph} takes {', '.join(declared)}, but this model gives {', '.join(expected)}: delete it to export again")
+        self.model = model
+        self.flow_scale = flow_scale
+
+    def __call__(self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor) -> dict[str, np.ndarray]:
+        return graph_inputs(self.model, image1, image2, t, self.flow_scale)
 
 
 class OnnxRuntimeBackend:
@@ -23,7 +37,7 @@ class OnnxRuntimeBackend:
 
     name = "onnxruntime"
 
-    def __init__(self, graph: Path, dtype: torch.dtype) -> None:
+    def __init__(self, graph: Path, dtype: torch.dtype, model: Interpolator, flow_scale: float = 1.0) -> None:
         import onnxruntime
 
         if dtype != torch.float32:
@@ -31,12 +45,13 @@ class OnnxRuntimeBackend:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         self.session = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        self.feed = _GraphFeed(graph, (node.name for node in self.session.get_inputs()), model, flow_scale)
 
     def features(self, image: torch.Tensor) -> None:
         return None
 
     def refine(self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor, features1: object = None, features2: object = None) -> torch.Tensor:
-        return torch.from_numpy(self.session.run(None, _feed(image1, image2, t))[0])
+        return torch.from_numpy(self.session.run(None, self.feed(image1, image2, t))[0])
 
 
 class OpenVinoBackend:
@@ -44,19 +59,23 @@ class OpenVinoBackend:
 
     name = "openvino"
 
-    def __init__(self, graph: Path, dtype: torch.dtype) -> None:
+    def __init__(self, graph: Path, dtype: torch.dtype, model: Interpolator, flow_scale: float = 1.0) -> None:
         import openvino
 
         precisions = {torch.float32: "f32", torch.bfloat16: "bf16"}
         if dtype not in precisions:
             raise VfiError("the openvino backend runs in fp32 or bf16 on the CPU")
         config = {"INFERENCE_PRECISION_HINT": precisions[dtype], "INFERENCE_NUM_THREADS": torch.get_num_threads()}
-        self.compiled = openvino.Core().compile_model(str(graph), "CPU", config)
+        core = openvino.Core()
+        network = core.read_model(str(graph))
+        # The graph as written declares its inputs; the compiled one may rename them after its own casts.
+        self.feed = _GraphFeed(graph, (port.get_any_name() for port in network.inputs), model, flow_scale)
+        self.compiled = core.compile_model(network, "CPU", config)
         self.request = self.compiled.create_infer_request()
 
     def features(self, image: torch.Tensor) -> None:
         return None
 
     def refine(self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor, features1: object = None, features2: object = None) -> torch.Tensor:
-        result = self.request.infer(_feed(image1, image2, t))
+        result = self.request.infer(self.feed(image1, image2, t))
         return torch.from_numpy(np.array(result[self.compiled.output(0)]))

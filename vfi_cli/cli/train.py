@@ -130,7 +130,8 @@ def parse_losses(lambdas: tuple[str, ...], teacher_weight: float | None) -> dict
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @click.option("--metrics", "metrics_file", type=click.Path(path_type=Path), help="A JSON object (e.g. evaluation tables) to add to the card's metrics.")
 @click.option("--onnx", "onnx_path", type=click.Path(path_type=Path), metavar="OUT.onnx",
-              help="Instead: write the network of --weights as ONNX (dynamic size; for ONNX Runtime, TensorRT, ncnn ...).")
+              help="Instead: write the network of --weights as ONNX (dynamic size; for ONNX Runtime, TensorRT, ncnn ...). "
+                   "A model with the DIS prior (the shipped one) takes the prior as inputs prior_flow1, prior_flow2, prior_mask.")
 @weights_option("With --onnx: the weights to export (default: the shipped model).")
 @click.option("--scale", "flow_scale", type=click.Choice([f"{s:g}" for s in FLOW_SCALES]), default="1", show_default=True,
               help="With --onnx: the flow scale built into the graph.")
@@ -143,7 +144,9 @@ def export(checkpoint: Path | None, destination: Path | None, half: bool, overwr
         if checkpoint is not None or half or metrics_file is not None:
             raise click.UsageError("--onnx takes no CHECKPOINT, OUT, --half or --metrics (choose the model with --weights)")
         path = call(lambda: api.export_onnx(onnx_path, weights=weights, flow_scale=float(flow_scale), overwrite=overwrite))
-        click.echo(f"wrote {path} (inputs image1, image2 [N,3,H,W] in 0..1 and t [N]; output frame; H and W dynamic)")
+        click.echo(f"wrote {path} (inputs image1, image2 [N,3,H,W] in 0..1 and t [N], and for a model with the DIS prior, "
+                   "such as the shipped one, prior_flow1, prior_flow2, prior_mask from vfi_cli.model.export.graph_inputs; "
+                   "output frame; H and W dynamic)")
         return
     if checkpoint is None or destination is None:
         raise click.UsageError("give CHECKPOINT and OUT (or --onnx OUT.onnx)")

@@ -157,7 +157,7 @@ def compare_backends(
     device = model.device
     low = [torch.float16, torch.bfloat16] if device.type == "cuda" else ([torch.bfloat16] if native_bf16() else [])
     candidates: list[tuple[str, torch.dtype]] = [("torch", torch.float32)] + [("torch", dtype) for dtype in low]
-    if device.type == "cpu" and getattr(model.network, "flow_prior", "none") == "none":  # a classical prior does not export
+    if device.type == "cpu":
         for name in ("onnxruntime", "openvino"):
             if name in available_backends():
                 candidates += [(name, dtype) for dtype in ([torch.float32] + (low if name == "openvino" else []))]

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from vfi_cli.config import ModelConfig
 from vfi_cli.model.features import FeatureExtractor
 from vfi_cli.model.flow import FlowUNet
-from vfi_cli.model.prior import dis_prior
+from vfi_cli.model.prior import FlowPrior, dis_prior
 from vfi_cli.model.synthesis import Synthesis
 from vfi_cli.model.warp import backward_warp
 
@@ -75,36 +75,48 @@ class Interpolator(nn.Module):
         features1: torch.Tensor | None = None,
         features2: torch.Tensor | None = None,
         flow_scale: float = 1.0,
+        prior: FlowPrior | None = None,
     ) -> InterpolatorOutput:
         """``flow_scale`` < 1 estimates the flows on frames shrunk by that factor more than the
         config's ``flow_downsample`` (as RIFE's --scale): large motions become small for the U-Net
         and its memory falls by the square of the factor; warping and synthesis stay at full
-        resolution."""
+        resolution.
+
+        ``prior`` is the classical flow prior of a prior model as :meth:`flow_prior_of` computes
+        it; None computes it here. An exported graph takes it as inputs (DIS runs outside graphs)."""
         factor = self.flow_shrink(flow_scale)
         self._check(image1, image2, t, factor)
         if features1 is None:
             features1 = self.features(image1)
         if features2 is None:
             features2 = self.features(image2)
-        flow1, flow2, mask = self._flow(image1, image2, t, factor)
+        flow1, flow2, mask = self._flow(image1, image2, t, factor, prior)
         coarse = mask * backward_warp(image1, flow1) + (1 - mask) * backward_warp(image2, flow2)
         warped_features = mask * backward_warp(features1, flow1) + (1 - mask) * backward_warp(features2, flow2)
         refined = self.synthesis(coarse, warped_features)
         return InterpolatorOutput(flow1=flow1, flow2=flow2, mask=mask, coarse=coarse, refined=refined)
 
+    def flow_prior_of(self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor, flow_scale: float = 1.0) -> FlowPrior | None:
+        """The classical prior the forward pass at ``flow_scale`` computes (DIS, on the CPU, on the
+        frames shrunk to the U-Net's resolution), or None for a prior-free model."""
+        if self.flow_prior == "none":
+            return None
+        factor = self.flow_shrink(flow_scale)
+        return dis_prior(shrink(image1, factor), shrink(image2, factor), t)
+
     def _flow(
-        self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor, factor: int
+        self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor, factor: int, prior: FlowPrior | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Flows and mask at full resolution, estimated on frames shrunk ``factor`` times (the
-        classical prior too, when the config asks for one).
+        classical prior too, when the config asks for one and none is given).
 
         Area averaging and bilinear upsampling with align_corners=False agree on where a coarse
         pixel's centre lies, so a constant flow comes back exactly; flows are upsampled in float32
         and multiplied by ``factor`` (a coarse pixel spans ``factor`` full ones).
         """
-        if factor > 1:
-            image1, image2 = F.avg_pool2d(image1, factor), F.avg_pool2d(image2, factor)
-        prior = dis_prior(image1, image2, t) if self.flow_prior == "dis" else None
+        image1, image2 = shrink(image1, factor), shrink(image2, factor)
+        if prior is None and self.flow_prior == "dis":
+            prior = dis_prior(image1, image2, t)
         flow1, flow2, mask = self.flow(image1, image2, t, prior)
         if factor == 1:
             return flow1, flow2, mask
@@ -123,6 +135,11 @@ class Interpolator(nn.Module):
             raise ValueError(f"image size {height}x{width} is not a multiple of {multiple}; pad it first")
         if t.shape != (image1.shape[0],):
             raise ValueError(f"expected t of shape ({image1.shape[0]},), got {tuple(t.shape)}")
+
+
+def shrink(image: torch.Tensor, factor: int) -> torch.Tensor:
+    """``image`` averaged over ``factor``×``factor`` blocks: the U-Net's view of it."""
+    return F.avg_pool2d(image, factor) if factor > 1 else image
 
 
 def flow_factor(flow_scale: float) -> int:

@@ -5,6 +5,10 @@ the answer of a classical method (OpenCV's DIS, bidirectional, forward-projected
 occlusion-aware weights, after Baker et al. 2011 and Sundaram et al. 2010), so the network
 only has to learn corrections. It is an addition to the paper, switched on by
 ``ModelConfig.flow_prior = "dis"``; with ``"none"`` the network is the paper's.
+
+DIS runs outside any exported graph: a prior model's ONNX graph takes :func:`dis_prior`'s output,
+computed on the U-Net's frames by :meth:`Interpolator.flow_prior_of
+<vfi_cli.model.network.Interpolator.flow_prior_of>` (see :mod:`vfi_cli.model.export`).
 """
 
 from __future__ import annotations
