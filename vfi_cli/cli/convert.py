@@ -80,12 +80,13 @@ def interpolate(
     folders of videos) into DIR, going on past files that fail."""
     batch_only = {"--name": name is not None, "--recursive": recursive, "--jobs": jobs > 1, "--json": json_path is not None,
                   "several --device": len(devices) > 1}
+    if ray is not None and Path(ray).exists():
+        fail(f"--ray took {ray} as the cluster's address: put --ray after the paths, or give it an address "
+             "(local, auto, HOST:6379)", 2)
     if output_dir is None and len(paths) != 2:
         fail("give IN OUT for one file, or the inputs and -o/--output-dir DIR for a batch", 2)
     if output_dir is None and any(batch_only.values()):
         fail(f"{', '.join(k for k, v in batch_only.items() if v)}: for a batch (-o/--output-dir DIR)", 2)
-    if ray is not None and Path(ray).exists():
-        fail(f"--ray took {ray} as the cluster's address: put --ray after the paths, or give it an address (local, auto, HOST:6379)", 2)
     if ray is not None and (jobs > 1 or len(devices) > 1):
         fail("--jobs and several --device are for this machine; with --ray, Ray decides where and how many run at once", 2)
     if output_dir is not None and input_fps_text is not None:
