@@ -60,6 +60,31 @@ def test_segments_of_one_file_run_on_different_workers(ray_cluster, tmp_path: Pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "local.mkv", "ray.mkv"]
 
 
+def test_a_worker_that_dies_has_its_segment_run_again(ray_cluster, tmp_path: Path, tiny_weights: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker making segment 1 dies (as if killed) the first time: Ray runs that task again and the
+    output is still the local run's."""
+    import vfi_cli.jobs.cluster as cluster
+
+    source = clip(tmp_path / "in.mp4", 12)
+    api.convert(source, tmp_path / "local.mkv", OPTIONS, engine=ENGINE, weights=tiny_weights, segment=SEGMENT)
+    died = tmp_path / "died"
+
+    def dying(plan, index):  # nested: Ray sends it by value, so workers need not import this test
+        import os
+
+        from vfi_cli.jobs.cluster import _segment_task
+
+        if index == 1 and not died.exists():
+            died.touch()
+            os._exit(1)
+        return _segment_task(plan, index)
+
+    monkeypatch.setattr(cluster, "_segment_task", dying)
+    api.convert(source, tmp_path / "ray.mkv", OPTIONS, engine=ENGINE, weights=tiny_weights, segment=SEGMENT, ray="local")
+    assert died.exists() and same_video(tmp_path / "ray.mkv", tmp_path / "local.mkv")
+
+
 def test_a_batch_on_ray_writes_what_the_local_batch_writes(ray_cluster, tmp_path: Path, tiny_weights: Path) -> None:
     """Files in segments and files in one piece; a file already converted is skipped as locally."""
     for k, count in enumerate((12, 6, 18)):

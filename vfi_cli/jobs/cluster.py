@@ -77,6 +77,8 @@ def run_ray(jobs: Sequence[BatchJob], *, address: str, engine: EngineOptions, we
         Interrupted: Ctrl-C; the tasks are cancelled and the segments done are kept.
     """
     ray = ray_module()
+    if not jobs:
+        return []
     digest = weights_digest(weights)  # bad weights fail here, before any task is sent
     started_here = not ray.is_initialized()
     if started_here:
@@ -238,7 +240,7 @@ class _Driver:
         job = file.job
         try:
             summary = finish(file.plan, file.journal, file.ran, file.started, job.overwrite)
-        except VfiError as exc:
+        except (VfiError, ValueError, OSError) as exc:  # ValueError: a segment's file went missing meanwhile
             self._report(FileResult(job.source, job.destination, "failed", first_line(exc)))
             return
         self._report(FileResult(job.source, job.destination, "converted", summary=summary, seconds=summary.seconds))
