@@ -10,8 +10,8 @@ from vfi_cli import api
 from vfi_cli.cli.options import call, engine_options, fail, key_values, verbosity, weights_option
 from vfi_cli.cli.batch import run_batch
 from vfi_cli.cli.output import Output, json_target
-from vfi_cli.config import (BATCH_NAME, RAY_LOCAL, BATCH_NAME_FIELDS, DEDUP_MAX_HOLD, DEFAULT_SEGMENT, PRESETS, ConvertOptions, EncodeSettings,
-                            EngineOptions, default)
+from vfi_cli.config import (BATCH_NAME, BATCH_NAME_FIELDS, DEDUP_MAX_HOLD, DEFAULT_SEGMENT, PRESETS, RAY_LOCAL, ConvertOptions,
+                            EncodeSettings, EngineOptions, default)
 from vfi_cli.results import Summary
 from vfi_cli.units import MAX_FACTOR, format_rate, format_time, parse_rate, parse_time
 
