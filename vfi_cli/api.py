@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +102,7 @@ def convert(
     progress: Progress | None = None,
     segment: Fraction | float | None = DEFAULT_SEGMENT,
     resume: bool = True,
+    ray: str | None = None,
 ) -> Summary:
     """Convert a video (or a folder of numbered images) to a higher frame rate.
 
@@ -124,6 +126,7 @@ def convert(
         segment: seconds of output per segment (None or 0: one piece, which cannot be resumed).
         resume: go on from the segments an interrupted run left (False: start over). A changed
             input or changed options start over in any case (a warning says so).
+        ray: send the segments to a Ray cluster as tasks: "local" (one started here), "auto", or its address (README).
 
     Returns:
         The frame counts, rates, exact durations and wall time of the conversion (and where a part began).
@@ -136,9 +139,10 @@ def convert(
         KeyboardInterrupt: Ctrl-C, or a termination signal the command line handles (nothing is left
             behind but the finished segments, which its message names).
     """
+    from vfi_cli.jobs.cluster import convert_on_ray
     from vfi_cli.jobs.convert import convert_file
 
-    return convert_file(
+    return (convert_file if ray is None else partial(convert_on_ray, address=ray))(
         Path(source), Path(destination), options, engine=engine, weights=None if weights is None else Path(weights),
         input_fps=input_fps, overwrite=overwrite, progress=progress or SILENT, segment=segment, resume=resume,
     )
@@ -160,6 +164,7 @@ def convert_batch(
     resume: bool = True,
     progress: Progress | None = None,
     on_done: Callable[[FileResult], None] | None = None,
+    ray: str | None = None,
 ) -> BatchSummary:
     """Convert many videos into one folder, going on past files that fail.
 
@@ -175,14 +180,14 @@ def convert_batch(
         recursive: also convert the videos in the subfolders of folders given.
         overwrite: convert again files whose output exists (else they are skipped).
         engine: device, precision, threads ... of every file's conversion.
-        devices: one device per worker process, in turn (e.g. ``["cuda:0", "cuda:1"]``); default
-            the engine's.
+        devices: one device per worker process, in turn (e.g. ``["cuda:0", "cuda:1"]``); default the engine's.
         jobs: how many files run at once (worker processes, each with its own model and
             cores/jobs CPU threads); default one at a time with one model (or one per device).
         weights: the weights (None: the shipped model).
         segment, resume: as for :func:`convert`: an interrupted file goes on from its segments.
         progress: receives status lines and each file's frame count (with ``jobs`` > 1, the file count).
         on_done: called with each file's result as it finishes (in the order they finish).
+        ray: as for :func:`convert`: every file's segments are Ray tasks (``jobs`` and ``devices`` are then unused).
 
     Returns:
         Every file's result (converted, skipped because its output exists, or failed and why), in
@@ -197,6 +202,7 @@ def convert_batch(
     import time
 
     from vfi_cli.jobs.batch import plan_batch
+    from vfi_cli.jobs.cluster import run_ray
     from vfi_cli.jobs.executors import run_local
 
     started = time.perf_counter()
@@ -206,8 +212,9 @@ def convert_batch(
         if on_done is not None:
             on_done(settled)
     Path(output_dir).mkdir(parents=True, exist_ok=True)
-    results = run_local(plan.jobs, engine=engine, weights=None if weights is None else Path(weights),
-                        workers=max(jobs, len(devices), 1), devices=devices, progress=progress or SILENT, on_done=on_done)
+    run = partial(run_local, workers=max(jobs, len(devices), 1), devices=devices) if ray is None else partial(run_ray, address=ray)
+    results = run(plan.jobs, engine=engine, weights=None if weights is None else Path(weights), progress=progress or SILENT,
+                  on_done=on_done)
     return BatchSummary(plan.order(results), time.perf_counter() - started)
 
 

@@ -10,8 +10,8 @@ from vfi_cli import api
 from vfi_cli.cli.options import call, engine_options, fail, key_values, verbosity, weights_option
 from vfi_cli.cli.batch import run_batch
 from vfi_cli.cli.output import Output, json_target
-from vfi_cli.config import (BATCH_NAME, BATCH_NAME_FIELDS, DEDUP_MAX_HOLD, DEFAULT_SEGMENT, PRESETS, ConvertOptions, EncodeSettings,
-                            EngineOptions, default)
+from vfi_cli.config import (BATCH_NAME, BATCH_NAME_FIELDS, DEDUP_MAX_HOLD, DEFAULT_SEGMENT, PRESETS, RAY_LOCAL, ConvertOptions,
+                            EncodeSettings, EngineOptions, default)
 from vfi_cli.results import Summary
 from vfi_cli.units import MAX_FACTOR, format_rate, format_time, parse_rate, parse_time
 
@@ -61,6 +61,10 @@ from vfi_cli.units import MAX_FACTOR, format_rate, format_time, parse_rate, pars
               help="Make a longer output in segments of this much output, kept in a hidden folder beside OUT until it is "
                    "complete: an interrupted run goes on where it stopped when run again (0: one piece).")
 @click.option("--no-resume", is_flag=True, help="Start over instead of going on from the segments of an interrupted run.")
+@click.option("--ray", "ray", metavar="[ADDRESS]", is_flag=False, flag_value=RAY_LOCAL,
+              help="Send the segments (of every file) to a Ray cluster as tasks, each asking for one GPU (or --threads CPUs, "
+                   "default 1): --ray alone (after IN OUT) starts Ray on this machine, --ray auto joins the cluster this machine "
+                   "is in, or HOST:6379. Outputs and inputs must be on storage every node sees. Needs pip install 'vfi-zoom[ray]'.")
 @engine_options(EngineOptions(), device_list=True)
 @verbosity("No progress bar or summary.")
 def interpolate(
@@ -69,16 +73,22 @@ def interpolate(
     codec: str, crf: int, preset: str, pix_fmt: str | None,
     encoder_opts: tuple[tuple[str, str], ...], scene_threshold: float | None, start_text: str | None, end_text: str | None,
     duration_text: str | None, dedup_text: str, no_scene_detect: bool,
-    overwrite: bool, segment_text: str, no_resume: bool, engine: EngineOptions, devices: tuple[str, ...], output: Output,
+    overwrite: bool, segment_text: str, no_resume: bool, ray: str | None, engine: EngineOptions, devices: tuple[str, ...],
+    output: Output,
 ) -> None:
     """Convert IN to a higher frame rate and write OUT (audio is copied); with -o DIR, every IN (files,
     folders of videos) into DIR, going on past files that fail."""
     batch_only = {"--name": name is not None, "--recursive": recursive, "--jobs": jobs > 1, "--json": json_path is not None,
                   "several --device": len(devices) > 1}
+    if ray is not None and Path(ray).exists():
+        fail(f"--ray took {ray} as the cluster's address: put --ray after the paths, or give it an address "
+             "(local, auto, HOST:6379)", 2)
     if output_dir is None and len(paths) != 2:
         fail("give IN OUT for one file, or the inputs and -o/--output-dir DIR for a batch", 2)
     if output_dir is None and any(batch_only.values()):
         fail(f"{', '.join(k for k, v in batch_only.items() if v)}: for a batch (-o/--output-dir DIR)", 2)
+    if ray is not None and (jobs > 1 or len(devices) > 1):
+        fail("--jobs and several --device are for this machine; with --ray, Ray decides where and how many run at once", 2)
     if output_dir is not None and input_fps_text is not None:
         fail("--input-fps is for one folder of images (IN OUT); a batch converts video files", 2)
     if no_scene_detect and scene_threshold is not None:
@@ -103,11 +113,12 @@ def interpolate(
     if output_dir is not None:
         run_batch(paths, output_dir, options, engine=engine, devices=devices if len(devices) > 1 else (), jobs=jobs, weights=weights,
                   name=name, recursive=recursive, overwrite=overwrite, json_path=json_path, output=output,
-                  segment=segment, resume=not no_resume)
+                  segment=segment, resume=not no_resume, ray=ray)
         return
     source, destination = paths
     summary = call(lambda: api.convert(source, destination, options, engine=engine, weights=weights, input_fps=input_fps,
-                                       overwrite=overwrite, progress=output, segment=segment, resume=not no_resume))
+                                       overwrite=overwrite, progress=output, segment=segment, resume=not no_resume,
+                                       ray=ray))
     output.status(summary_line(summary, scene_detect=not no_scene_detect))
 
 

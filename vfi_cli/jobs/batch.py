@@ -35,6 +35,7 @@ class BatchJob:
     overwrite: bool = False
     segment: Fraction | float | None = DEFAULT_SEGMENT  # as for :func:`vfi_cli.convert`
     resume: bool = True
+    input_fps: Fraction | None = None  # the rate of a folder of images (one file's conversion, not a batch's)
 
 
 @dataclass

@@ -6,11 +6,29 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vfi_cli.config import DEFAULT_SEGMENT, ConvertOptions, EngineOptions
 from vfi_cli.progress import SILENT, Progress
 from vfi_cli.results import LoadedModel, Summary
 from vfi_cli.units import format_rate
+
+if TYPE_CHECKING:
+    from vfi_cli.video.reader import VideoInfo
+
+
+def open_input(source: Path, destination: Path, options: ConvertOptions, overwrite: bool,
+               input_fps: Fraction | None) -> VideoInfo:
+    """Check the paths and read the input's header; a target rate out of bounds is refused here,
+    before any model loads or any work is sent out."""
+    from vfi_cli.video.images import probe_images
+    from vfi_cli.video.paths import check_paths
+    from vfi_cli.video.reader import probe
+
+    check_paths(source, destination, overwrite, input_fps)
+    info = probe(source) if input_fps is None else probe_images(source, input_fps)
+    options.output_rate(info.rate)
+    return info
 
 
 def convert_file(
@@ -27,14 +45,10 @@ def convert_file(
     from vfi_cli.engine.runner import FrameInterpolator
     from vfi_cli.jobs.segmented import run_segments
     from vfi_cli.jobs.segments import plan_segments
-    from vfi_cli.video.images import probe_images
-    from vfi_cli.video.paths import check_paths
-    from vfi_cli.video.reader import probe
 
     source, destination = Path(source), Path(destination)
-    check_paths(source, destination, overwrite, input_fps)
-    info = probe(source) if input_fps is None else probe_images(source, input_fps)
-    rate_out = options.output_rate(info.rate)  # a rate out of bounds is refused before the model loads
+    info = open_input(source, destination, options, overwrite, input_fps)
+    rate_out = options.output_rate(info.rate)
     model = model or load_model(weights, engine)
     progress.status(
         f"{source.name}: {info.width}x{info.height} {format_rate(info.rate)} fps -> {format_rate(rate_out)} fps | "

@@ -48,7 +48,8 @@ def convert_job(job: BatchJob, model: LoadedModel, engine: EngineOptions, progre
     try:
         job.destination.parent.mkdir(parents=True, exist_ok=True)
         summary = convert_file(job.source, job.destination, job.options, engine=engine, overwrite=job.overwrite,
-                               progress=progress, model=model, segment=job.segment, resume=job.resume)
+                               progress=progress, model=model, segment=job.segment, resume=job.resume,
+                               input_fps=job.input_fps)
     except VfiError as exc:
         return FileResult(job.source, job.destination, "failed", first_line(exc), seconds=time.perf_counter() - started)
     except Exception as exc:  # noqa: BLE001 - one file's unforeseen failure must not stop the others

@@ -1,8 +1,8 @@
 """Where the segments of a conversion run: here, one after the other (:func:`run_segments`).
 
-An executor starts the journal, runs :func:`~vfi_cli.jobs.segments.run_segment` for each segment
-not done yet, and joins them when all are done; one for a cluster would hand the same calls to
-workers, with the same journal and join.
+An executor starts the journal (:func:`begin`), runs :func:`~vfi_cli.jobs.segments.run_segment`
+for each segment not done yet, and joins them when all are done (:func:`finish`); the Ray executor
+(:mod:`.cluster`) hands the same calls to workers, with the same journal and join.
 """
 
 from __future__ import annotations
@@ -36,10 +36,7 @@ def run_segments(plan: SegmentPlan, interpolator: FrameInterpolator, weights_dig
             (the message says so), or the work folder is removed when none was finished.
     """
     started = time.perf_counter()
-    journal = Journal(plan.work)
-    if journal.begin(plan.journal_key(weights_digest), resume):
-        log.warning(CHANGED)
-    done = journal.done()
+    journal, done = begin(plan, weights_digest, resume)
     resumed = f"; resuming after {len(done)} done by an interrupted run" if done else ""
     progress.status(f"{plan.count} segments of {format_time(plan.seconds)} in {plan.work.name}{resumed}")
     ran: list[int] = []
@@ -52,9 +49,24 @@ def run_segments(plan: SegmentPlan, interpolator: FrameInterpolator, weights_dig
                 run_segment(plan, index, interpolator, on_frame=lambda n: update(before + n))
                 done = journal.done()
                 ran.append(index)
-        join(plan, done, overwrite=overwrite)
+        return finish(plan, journal, ran, started, overwrite)
     except KeyboardInterrupt as exc:
-        raise _kept(plan, journal, exc) from None
+        raise kept(plan, journal, exc) from None
+
+
+def begin(plan: SegmentPlan, weights_digest: str, resume: bool) -> tuple[Journal, dict[int, dict]]:
+    """Start (or take up) ``plan``'s journal: the journal and the segments an interrupted run finished."""
+    journal = Journal(plan.work)
+    if journal.begin(plan.journal_key(weights_digest), resume):
+        log.warning(CHANGED)
+    return journal, journal.done()
+
+
+def finish(plan: SegmentPlan, journal: Journal, ran: list[int], started: float, overwrite: bool) -> Summary:
+    """Join the segments (all done) into the output, remove the work folder, and summarize: the
+    stages' busy time is that of the segments run now (``ran``), the wall time since ``started``."""
+    done = journal.done()
+    join(plan, done, overwrite=overwrite)
     journal.remove()
     busy = {stage: sum(done[i]["busy_seconds"][stage] for i in ran) for stage in ("decode", "model", "encode")}
     return summarize(plan, done, time.perf_counter() - started, busy)
@@ -64,11 +76,12 @@ def _frames(done: dict[int, dict]) -> int:
     return sum(entry["frames_out"] for entry in done.values())
 
 
-def _kept(plan: SegmentPlan, journal: Journal, exc: KeyboardInterrupt) -> KeyboardInterrupt:
-    """The interruption to raise: it says what is kept for the next run, if anything."""
-    kept = len(journal.done())
-    if not kept:
+def kept(plan: SegmentPlan, journal: Journal, exc: KeyboardInterrupt) -> KeyboardInterrupt:
+    """The interruption to raise: it says what is kept for the next run, if anything (the work folder
+    is removed when nothing is)."""
+    count = len(journal.done())
+    if not count:
         journal.remove()
         return exc
-    return Interrupted(f"Interrupted: {kept} of {plan.count} segments are kept in {plan.work}; run the same command "
+    return Interrupted(f"Interrupted: {count} of {plan.count} segments are kept in {plan.work}; run the same command "
                        "to resume (--no-resume starts over).", getattr(exc, "signum", signal.SIGINT))

@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -126,7 +128,8 @@ def run_segment(plan: SegmentPlan, index: int, interpolator: FrameInterpolator |
     entry: dict[str, Any] = {name: getattr(summary, name) for name in _COUNTS}
     entry |= {"file": path.name if made else None, "start": str(summary.start), "seconds": summary.seconds,
               "duration_in": str(summary.duration_in), "duration_out": str(summary.duration_out),
-              "decode_error": summary.decode_error, "busy_seconds": summary.busy_seconds}
+              "decode_error": summary.decode_error, "busy_seconds": summary.busy_seconds,
+              "worker": f"{socket.gethostname()}:{os.getpid()}"}  # which machine and process made it (a cluster's)
     Journal(plan.work).record(index, entry)
     return path if made else None
 
