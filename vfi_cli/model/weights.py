@@ -54,6 +54,7 @@ def shipped_models() -> dict[str, Path]:
 
 
 def default_weights_path() -> Path | None:
+    """The default model's file, or None when it is not shipped (a missing card counts as not shipped)."""
     return shipped_models().get(DEFAULT_MODEL)
 
 
