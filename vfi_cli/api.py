@@ -34,8 +34,8 @@ def load_model(weights: Path | str | None = None, engine: EngineOptions = Engine
     """Load interpolation weights and set the model up to run.
 
     Args:
-        weights: a ``.safetensors`` file written by vfi (its card beside it is checked); None
-            means the shipped model.
+        weights: a ``.safetensors`` file written by vfi (its card beside it is checked), or a shipped
+            model's name (a str with no folder and no suffix, as ``"vfi-zoom"``); None: the default one.
         engine: the device, precision and threads to run on (the other fields matter when the
             model is used).
 
@@ -48,7 +48,7 @@ def load_model(weights: Path | str | None = None, engine: EngineOptions = Engine
     """
     from vfi_cli.backends.eager import load_model as setup
 
-    return setup(None if weights is None else Path(weights), engine)
+    return setup(_weights(weights), engine)
 
 
 def interpolate(model: LoadedModel, frames: Sequence[np.ndarray], t: float | Sequence[float] = 0.5,
@@ -119,7 +119,7 @@ def convert(
             the scene-cut threshold, held-frame detection (``dedup``), and a part to preview
             (``start`` with ``end`` or ``duration``).
         engine: device, precision, threads, batch size, flow scale and memory plan.
-        weights: the weights to use (None: the shipped model).
+        weights: a weights file or a shipped model's name, as for :func:`load_model` (None: the default model).
         input_fps: the rate of a folder of images.
         overwrite: replace an existing ``destination``.
         progress: receives the status lines and the output frame count.
@@ -143,7 +143,7 @@ def convert(
     from vfi_cli.jobs.convert import convert_file
 
     return (convert_file if ray is None else partial(convert_on_ray, address=ray))(
-        Path(source), Path(destination), options, engine=engine, weights=None if weights is None else Path(weights),
+        Path(source), Path(destination), options, engine=engine, weights=_weights(weights),
         input_fps=input_fps, overwrite=overwrite, progress=progress or SILENT, segment=segment, resume=resume,
     )
 
@@ -183,7 +183,7 @@ def convert_batch(
         devices: one device per worker process, in turn (e.g. ``["cuda:0", "cuda:1"]``); default the engine's.
         jobs: how many files run at once (worker processes, each with its own model and
             cores/jobs CPU threads); default one at a time with one model (or one per device).
-        weights: the weights (None: the shipped model).
+        weights: a weights file or a shipped model's name (None: the default model).
         segment, resume: as for :func:`convert`: an interrupted file goes on from its segments.
         progress: receives status lines and each file's frame count (with ``jobs`` > 1, the file count).
         on_done: called with each file's result as it finishes (in the order they finish).
@@ -213,8 +213,7 @@ def convert_batch(
             on_done(settled)
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     run = partial(run_local, workers=max(jobs, len(devices), 1), devices=devices) if ray is None else partial(run_ray, address=ray)
-    results = run(plan.jobs, engine=engine, weights=None if weights is None else Path(weights), progress=progress or SILENT,
-                  on_done=on_done)
+    results = run(plan.jobs, engine=engine, weights=_weights(weights), progress=progress or SILENT, on_done=on_done)
     return BatchSummary(plan.order(results), time.perf_counter() - started)
 
 
@@ -261,7 +260,7 @@ def evaluate(
     Args:
         source: a video, a UCF101 (DVF) or Vimeo-90K triplet folder, or a CityScapes root.
         options: which triplets, which baselines, where the report and pictures go.
-        weights: the weights to score (None: the shipped model); unused without ``options.use_model``.
+        weights: a weights file or a model's name (None: the default model); unused without ``options.use_model``.
         engine: device, precision and threads of the model.
         progress: receives the status lines and the triplet count.
 
@@ -274,7 +273,7 @@ def evaluate(
     """
     from vfi_cli.evaluation.evaluate import evaluate_source
 
-    return evaluate_source(Path(source), options, weights=None if weights is None else Path(weights), engine=engine,
+    return evaluate_source(Path(source), options, weights=_weights(weights), engine=engine,
                            progress=progress or SILENT)
 
 
@@ -286,7 +285,7 @@ def benchmark(
 
     Args:
         options: frame size, warm-up and timed calls, the ``e2e`` video and where the figures go.
-        weights: the weights to time (None: the shipped model, else a random model of the default
+        weights: a weights file or a model's name (None: the default model, else a random model of the default
             architecture: speed does not depend on the weights' values).
         engine: device, precision, threads, frames per call, flow scale and memory plan.
         progress: receives the status lines and the end-to-end frame count.
@@ -300,7 +299,7 @@ def benchmark(
     """
     from vfi_cli.evaluation.bench import benchmark as run
 
-    return run(options, weights=None if weights is None else Path(weights), engine=engine, progress=progress or SILENT)
+    return run(options, weights=_weights(weights), engine=engine, progress=progress or SILENT)
 
 
 def export(
@@ -342,7 +341,7 @@ def export_onnx(
 
     Args:
         destination: the ``.onnx`` file to write; it appears complete or not at all.
-        weights: the weights (None: the shipped model).
+        weights: a weights file or a shipped model's name (None: the default model).
         flow_scale: the flow scale (1, 0.5, 0.25) built into the graph.
         overwrite: replace an existing ``destination``.
 
@@ -359,44 +358,42 @@ def export_onnx(
 
     destination = Path(destination)
     check_output_file(destination, "--onnx", overwrite=overwrite)  # before the weights are read and checked
-    network, _ = load_weights(None if weights is None else Path(weights), "cpu")
+    network, _ = load_weights(_weights(weights), "cpu")
     return write(network, destination, flow_scale=flow_scale, overwrite=overwrite)
 
 
 def describe(weights: Path | str | None = None) -> dict[str, Any]:
-    """Versions, devices, and the weights in use: what ``vfi info`` prints.
+    """Versions, devices, the weights in use and the shipped models: what ``vfi info`` prints.
 
     Args:
-        weights: a weights file (None: the shipped model, or the default architecture when none is installed).
+        weights: a weights file or a shipped model's name (None: the default model, or the default
+            architecture when none is installed).
 
     Returns:
         ``versions`` (vfi, torch, av), ``threads``, ``cuda`` (device names), ``weights`` (path or
-        None), ``searched`` (where the default was looked for), ``sha256``, ``card`` (summary
-        lines), ``stride`` and ``parameters`` (per part, and ``total``).
+        None), ``searched`` (where the shipped models were looked for), ``sha256``, ``card`` (summary
+        lines), ``stride``, ``parameters`` (per part, and ``total``) and ``models``: per shipped
+        model its ``name``, ``path``, whether it is the ``default``, and from its card ``parameters``,
+        ``description``, hold-out ``psnr`` / ``ssim``, ``seconds_per_frame`` and ``speed_source``.
 
     Raises:
-        VfiError: an unreadable or mismatched weights file.
+        VfiError: an unreadable or mismatched weights file or card, an unknown model name.
     """
     import av
     import torch
 
     from vfi_cli import __version__
-    from vfi_cli.config import ModelConfig
-    from vfi_cli.model.card import card_summary
-    from vfi_cli.model.network import Interpolator
-    from vfi_cli.model.weights import default_weights_path, load_weights, weights_search_path
+    from vfi_cli.model.weights import describe_weights
 
-    path = Path(weights) if weights is not None else default_weights_path()
-    described: dict[str, Any] = {
+    return {
         "versions": {"vfi": __version__, "torch": torch.__version__, "av": av.__version__},
         "threads": torch.get_num_threads(),
         "cuda": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else [],
-        "weights": path, "searched": weights_search_path(), "sha256": None, "card": [],
-    }
-    if path is None:
-        network = Interpolator.from_config(ModelConfig())
-    else:
-        network, card = load_weights(path)
-        described.update(sha256=card.get("sha256", "not on a card"), card=card_summary(card))
-    parts = {name: sum(p.numel() for p in module.parameters()) for name, module in network.named_children()}
-    return described | {"stride": network.stride, "parameters": parts | {"total": sum(parts.values())}}
+    } | describe_weights(_weights(weights))
+
+
+def _weights(weights: Path | str | None) -> Path | None:
+    """The file a ``weights`` argument means (a shipped model's name is looked up), or None for the default."""
+    from vfi_cli.model.weights import resolve_weights
+
+    return resolve_weights(weights)

@@ -36,6 +36,12 @@ DATA_KINDS = ("synthetic", "videos", "ucf101", "cityscapes")
 VIDEO_TRIPLETS = 50  # what `vfi eval` scores of a video unless told (test-set folders are used whole)
 BENCH_ROUNDS = {"cuda": (3, 20), "cpu": (1, 3)}  # (warm-up, timed) calls of `vfi bench` unless told: a 2K CPU frame takes seconds
 TRIMAP_WIDTHS = (0, 6, 12, 18, 24)  # CityScapes trimap dilations (pixels) of the paper's Fig. 5–6
+DEFAULT_MODEL = "vfi-zoom"  # the shipped model (vfi_cli/weights/NAME.safetensors) used unless --model or --weights says otherwise
+
+
+def is_model_name(text: str) -> bool:
+    """Whether ``text`` names a shipped model rather than a weights file: no folder, no ``.safetensors``."""
+    return not text.endswith(".safetensors") and "/" not in text and "\\" not in text
 
 
 def _choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:

@@ -20,7 +20,7 @@ from vfi_cli.results import BatchSummary, FileResult, to_json
 
 def run_batch(
     inputs: Sequence[Path], output_dir: Path, options: ConvertOptions, *, engine: EngineOptions, devices: Sequence[str],
-    jobs: int, weights: Path | None, name: str | None, recursive: bool, overwrite: bool, json_path: Path | None, output: Output,
+    jobs: int, weights: Path | str | None, name: str | None, recursive: bool, overwrite: bool, json_path: Path | None, output: Output,
     segment: Fraction | float | None, resume: bool, ray: str | None = None,
 ) -> None:
     """Convert the batch, say how each file went as it finishes, then the table (and the JSON); exit 1

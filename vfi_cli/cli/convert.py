@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -69,7 +70,7 @@ from vfi_cli.units import MAX_FACTOR, format_rate, format_time, parse_rate, pars
 @verbosity("No progress bar or summary.")
 def interpolate(
     paths: tuple[Path, ...], output_dir: Path | None, name: str | None, recursive: bool, jobs: int, json_path: Path | None,
-    factor: int | None, fps_text: str | None, input_fps_text: str | None, weights: Path | None,
+    factor: int | None, fps_text: str | None, input_fps_text: str | None, weights: Path | str | None,
     codec: str, crf: int, preset: str, pix_fmt: str | None,
     encoder_opts: tuple[tuple[str, str], ...], scene_threshold: float | None, start_text: str | None, end_text: str | None,
     duration_text: str | None, dedup_text: str, no_scene_detect: bool,
@@ -146,10 +147,10 @@ def summary_line(summary: Summary, scene_detect: bool) -> str:
 
 
 @click.command()
-@weights_option("Describe this weights file instead of the default.")
+@weights_option("Describe this weights file instead of the default model.")
 @verbosity()
-def info(weights: Path | None, output: Output) -> None:
-    """Versions, devices, the model's parameter count and the weights in use."""
+def info(weights: Path | str | None, output: Output) -> None:
+    """Versions, devices, the model's parameter count, the weights in use and the shipped models."""
     described = call(lambda: api.describe(weights))
     versions = described["versions"]
     click.echo(f"vfi {versions['vfi']}  torch {versions['torch']}  av {versions['av']}")
@@ -164,3 +165,18 @@ def info(weights: Path | None, output: Output) -> None:
     click.echo(f"stride: {described['stride']}")
     for name, count in described["parameters"].items():
         click.echo(f"  {name:<10} {count:>10,d} parameters")
+    if weights is None:  # what to choose among; --weights and --model describe one
+        click.echo("shipped models (--model NAME):" if described["models"] else "shipped models: none")
+        for model in described["models"]:
+            click.echo(model_line(model))
+
+
+def model_line(model: dict[str, Any]) -> str:
+    """One shipped model in ``vfi info``: what to choose by (size, hold-out quality, speed), figures its card lacks left out."""
+    figures = [f"{model['parameters']:,d} parameters" if model["parameters"] is not None else "parameters not on its card"]
+    if model["psnr"] is not None:
+        figures.append(f"hold-out PSNR {model['psnr']:.2f} dB, SSIM {model['ssim']:.4f}")
+    if model["seconds_per_frame"] is not None:
+        figures.append(f"{model['seconds_per_frame']:.3g} s per frame ({model['speed_source']})")
+    description = f" — {model['description']}" if model["description"] else ""
+    return f"  {model['name']}{' (default)' if model['default'] else ''}: {'; '.join(figures)}{description}"

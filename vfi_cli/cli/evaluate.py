@@ -45,7 +45,7 @@ def print_result(table: Any, result: dict[str, Any], json_to_stdout: bool) -> No
               help="How many triplets get a side-by-side PNG.")
 @engine_options(EngineOptions(), memory=False)
 @verbosity("Only the table.")
-def eval_command(source: Path, weights: Path | None, no_model: bool, compare: tuple[str, ...], trimap_widths: tuple[str, ...],
+def eval_command(source: Path, weights: Path | str | None, no_model: bool, compare: tuple[str, ...], trimap_widths: tuple[str, ...],
                  engine: EngineOptions, output: Output, **options: Any) -> None:
     """Quality (IE, PSNR, SSIM) on triplets of a video, a UCF101/Vimeo-90K folder or CityScapes."""
     if not all(width.isdigit() for width in trimap_widths):
@@ -80,7 +80,7 @@ def summary_table(report: dict[str, Any]) -> Any:
 @click.command()
 @click.option("--size", callback=size, default="x".join(map(str, default(BenchOptions, "size"))), show_default=True, metavar="HxW",
               help="Frame size to time (e.g. 1080x1920, 2160x3840).")
-@weights_option("Weights to time (default: the shipped model, else random weights).")
+@weights_option("Weights to time (default: the default model, else random weights).")
 @click.option("--warmup", type=click.IntRange(min=0), help=f"Untimed calls first (default {BENCH_ROUNDS['cuda'][0]} on CUDA, {BENCH_ROUNDS['cpu'][0]} on the CPU).")
 @click.option("--iterations", type=click.IntRange(min=1), help=f"Timed calls (default {BENCH_ROUNDS['cuda'][1]} on CUDA, {BENCH_ROUNDS['cpu'][1]} on the CPU).")
 @click.option("--e2e", type=click.Path(path_type=Path), metavar="VIDEO", help="Also convert VIDEO (output discarded): output frames/s and decode/model/encode shares.")
@@ -89,7 +89,7 @@ def summary_table(report: dict[str, Any]) -> Any:
               help="Write the figures here as JSON; - for stdout (the table then goes to stderr).")
 @engine_options(BENCH_ENGINE, all_backends=True)
 @verbosity("Only the table.")
-def bench(weights: Path | None, engine: EngineOptions, output: Output, **options: Any) -> None:
+def bench(weights: Path | str | None, engine: EngineOptions, output: Output, **options: Any) -> None:
     """Milliseconds per interpolated frame at 1024x2048 (the paper's 0.36 s), memory, and end-to-end speed."""
     to_stdout = options["json_path"] == STDOUT
     options["json_path"] = None if to_stdout else options["json_path"]

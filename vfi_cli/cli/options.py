@@ -15,7 +15,7 @@ import click
 
 from vfi_cli.cli.output import Output
 from vfi_cli.cli.signals import exit_status
-from vfi_cli.config import BACKENDS, FLOW_SCALES, MAX_THREADS, PRECISIONS, EngineOptions
+from vfi_cli.config import BACKENDS, DEFAULT_MODEL, FLOW_SCALES, MAX_THREADS, PRECISIONS, EngineOptions, is_model_name
 from vfi_cli.errors import VfiError
 from vfi_cli.units import parse_memory, parse_size
 
@@ -97,8 +97,28 @@ def comma_list(ctx: click.Context, param: click.Parameter, value: str | None) ->
     return tuple(item.strip() for item in (value or "").split(",") if item.strip())
 
 
-def weights_option(help: str = "Model weights (.safetensors); default: the shipped model.") -> Callable[[F], F]:
-    return click.option("--weights", type=click.Path(path_type=Path), help=help)
+def weights_option(help: str = f"Model weights (.safetensors); default: the shipped model {DEFAULT_MODEL}.") -> Callable[[F], F]:
+    """``--weights FILE`` and ``--model NAME`` (a shipped model), one at most; the command receives
+    either as ``weights``: a Path for a file, a str for a name, which the API tells apart."""
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def run(*args: Any, weights: Path | None = None, model: str | None = None, **kwargs: Any) -> Any:
+            if weights is not None and model is not None:
+                fail("give either --weights or --model, not both", 2)
+            return command(*args, weights=weights if model is None else model, **kwargs)
+
+        run = click.option("--model", metavar="NAME", callback=_model_name,
+                           help=f"A shipped model instead, by name (default {DEFAULT_MODEL}; `vfi info` lists them).")(run)
+        return click.option("--weights", type=click.Path(path_type=Path), help=help)(run)  # type: ignore[return-value]
+
+    return decorate
+
+
+def _model_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not is_model_name(value):
+        raise click.BadParameter(f"{value!r} is a path: give a file with --weights (--model takes a shipped model's name)")
+    return value
 
 
 def engine_options(defaults: EngineOptions, *, memory: bool = True, all_backends: bool = False, device_list: bool = False) -> Callable[[F], F]:

@@ -27,7 +27,7 @@ def read_card(path: Path) -> dict[str, Any] | None:
     if not card_file.is_file():
         return None
     card = read_json_object(card_file, f"weights card {card_file}")
-    for key, kind in (("sha256", str), ("config", dict), ("recipe", dict), ("metrics", dict)):
+    for key, kind in (("sha256", str), ("description", str), ("config", dict), ("recipe", dict), ("metrics", dict)):
         if key in card and not isinstance(card[key], kind):
             raise VfiError(f"weights card {card_file}: {key!r} must be a JSON {'string' if kind is str else 'object'}")
     return card
@@ -40,6 +40,29 @@ def card_summary(card: dict[str, Any]) -> list[str]:
         return _summary(card)
     except (TypeError, ValueError, KeyError, AttributeError):
         return ["card: its recipe or metrics are malformed (not summarised)"]
+
+
+def card_figures(card: dict[str, Any]) -> dict[str, Any]:
+    """What tells shipped models apart, for ``vfi info``: ``parameters``, the one-line ``description``,
+    the model's mean hold-out ``psnr`` / ``ssim`` (``metrics.holdout.mean_of_clips.vfi``) and its
+    ``seconds_per_frame`` with their ``speed_source``: ``metrics.speed`` (a ``vfi bench --json``
+    result) where recorded, else the mean over the hold-out clips. None for what the card lacks or
+    holds malformed."""
+    figures: dict[str, Any] = dict.fromkeys(("psnr", "ssim", "seconds_per_frame", "speed_source"))
+    figures |= {"parameters": card.get("parameters"), "description": card.get("description")}
+    try:
+        metrics = card.get("metrics") or {}
+        mean = ((metrics.get("holdout") or {}).get("mean_of_clips") or {}).get("vfi") or {}
+        figures |= {"psnr": float(mean["psnr"]), "ssim": float(mean["ssim"])} if mean else {}
+        speed = metrics.get("speed")
+        if speed:
+            height, width = speed["size"]
+            source = f"vfi bench {height}x{width} on {speed['device_name']}"
+            return figures | {"seconds_per_frame": float(speed["ms_per_frame"]["median"]) / 1000, "speed_source": source}
+        times = [float(clip["vfi"]["seconds_per_frame"]) for clip in metrics["holdout"]["clips"].values()]
+        return figures | {"seconds_per_frame": sum(times) / len(times), "speed_source": "mean of the hold-out clips"} if times else figures
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return figures
 
 
 def _summary(card: dict[str, Any]) -> list[str]:

@@ -2,6 +2,8 @@
 
 A ``name.safetensors`` file keeps its card in ``name.card.json`` beside it. The architecture config
 is also stored in the safetensors metadata, so a file travels without its card and still loads.
+The shipped models are the files with a card in the package's ``weights`` folder, chosen by name
+(the file's stem; ``--model NAME``); :data:`~vfi_cli.config.DEFAULT_MODEL` is used unless told.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save
 
-from vfi_cli.config import ModelConfig
+from vfi_cli.config import DEFAULT_MODEL, ModelConfig, is_model_name
 from vfi_cli.errors import MissingWeightsError, VfiError, first_line
 from vfi_cli.files import commit_output, identity, parse_json_object
-from vfi_cli.model.card import CARD_FORMAT, card_path, read_card
+from vfi_cli.model.card import CARD_FORMAT, card_figures, card_path, card_summary, read_card
 from vfi_cli.model.network import Interpolator
 
-DEFAULT_WEIGHTS_NAME = "vfi-zoom.safetensors"
+DEFAULT_WEIGHTS_NAME = f"{DEFAULT_MODEL}.safetensors"
 
 
 def sha256_file(path: Path) -> str:
@@ -34,18 +36,60 @@ def sha256_file(path: Path) -> str:
 
 
 def weights_search_path() -> list[Path]:
-    """Where the default weights are looked for: the package's own data folder ``vfi_cli/weights``,
+    """Where the shipped models are looked for: the package's own data folder ``vfi_cli/weights``,
     found through :mod:`importlib.resources`, so the same in a source checkout, an editable install,
     a wheel, a virtual environment or ``pip install --user``."""
     return [Path(str(importlib.resources.files("vfi_cli") / "weights"))]
 
 
-def default_weights_path() -> Path | None:
+def shipped_models() -> dict[str, Path]:
+    """Every shipped model's file by name (its stem), sorted: each ``NAME.safetensors`` with a card
+    beside it in the search path (the first folder wins a name), so dropping in the pair ships a model."""
+    found: dict[str, Path] = {}
     for folder in weights_search_path():
-        candidate = folder / DEFAULT_WEIGHTS_NAME
-        if candidate.is_file():
-            return candidate
-    return None
+        for path in folder.glob("*.safetensors"):
+            if card_path(path).is_file():
+                found.setdefault(path.name.removesuffix(".safetensors"), path)
+    return dict(sorted(found.items()))
+
+
+def default_weights_path() -> Path | None:
+    """The default model's file, or None when it is not shipped (a missing card counts as not shipped)."""
+    return shipped_models().get(DEFAULT_MODEL)
+
+
+def model_path(name: str) -> Path:
+    """The file of the shipped model ``name``; an unknown name is a one-line error listing the names."""
+    models = shipped_models()
+    if name not in models:
+        raise VfiError(f"no shipped model named {name!r}; the shipped models are: {', '.join(models) or 'none'} "
+                       "(vfi info describes them; give a weights file with --weights)")
+    return models[name]
+
+
+def resolve_weights(weights: Path | str | None) -> Path | None:
+    """The file meant by ``weights``: a :class:`Path` is a file; a str is a shipped model's name when
+    :func:`~vfi_cli.config.is_model_name` says so (``"vfi-zoom"``), else a file; None stays None
+    (the default model, looked up when loaded, so that a missing one is :class:`MissingWeightsError`)."""
+    if isinstance(weights, str) and is_model_name(weights):
+        return model_path(weights)
+    return None if weights is None else Path(weights)
+
+
+def describe_weights(path: Path | None) -> dict[str, Any]:
+    """What ``vfi info`` says of the weights ``path`` (None: the default model, else the default
+    architecture with no weights) and, for choosing among them, of every shipped model (its card only)."""
+    path = path or default_weights_path()
+    models = [{"name": name, "path": file, "default": name == DEFAULT_MODEL} | card_figures(read_card(file) or {})
+              for name, file in shipped_models().items()]
+    described: dict[str, Any] = {"weights": path, "searched": weights_search_path(), "sha256": None, "card": [], "models": models}
+    if path is None:
+        network = Interpolator.from_config(ModelConfig())
+    else:
+        network, card = load_weights(path)
+        described.update(sha256=card.get("sha256", "not on a card"), card=card_summary(card))
+    parts = {name: sum(p.numel() for p in module.parameters()) for name, module in network.named_children()}
+    return described | {"stride": network.stride, "parameters": parts | {"total": sum(parts.values())}}
 
 
 def save_weights(
@@ -109,7 +153,7 @@ def load_weights(path: Path | None, device: torch.device | str = "cpu") -> tuple
         path = default_weights_path()
         if path is None:
             raise MissingWeightsError(
-                f"no trained weights found ({DEFAULT_WEIGHTS_NAME} is in none of "
+                f"no trained weights found ({DEFAULT_WEIGHTS_NAME} with its card is in none of "
                 f"{', '.join(str(p) for p in weights_search_path())}); reinstall vfi or pass --weights PATH"
             )
     config, tensors, card = read_weights(Path(path))
