@@ -278,6 +278,7 @@ class TrainConfig:
     flow_teacher: str | None = None  # dis, rife:PATH or vfi:WEIGHTS (vfi_cli.training.teachers)
     teacher_decay_steps: int = 5_000
     clip_starts: int | None = None  # at most this many start frames per video clip
+    motion_crops: float = 0.0  # share of crops of teacher-covered triplets drawn where the teacher sees motion
     losses: LossWeights = field(default_factory=LossWeights)
     feature_init: str = "learned"
     init_weights: str | None = None  # start the generator from these weights (fine-tuning)

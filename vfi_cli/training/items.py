@@ -56,8 +56,10 @@ class TripletDataset(Dataset):
         flow_teacher: str | None,
         cache_dir: Path,
         proposer: Any = None,
+        motion_crops: float = 0.0,
     ) -> None:
         self.sources = list(sources)
+        self.motion_crops = motion_crops
         self.split = split
         self.crop = crop
         self.stride = stride
@@ -124,7 +126,7 @@ class TripletDataset(Dataset):
         frames, side, scale, low_size = self._geometry(triplet, train_scale)
         height, width = frames[0].shape[:2]
         # The crop is drawn on the low-resolution grid, so that the cached full-frame teacher lines up with it.
-        low_y, low_x = int(rng.integers(0, low_size[1] - crop + 1)), int(rng.integers(0, low_size[0] - crop + 1))
+        low_y, low_x = self._crop_origin(triplet, frames, low_size, rng)
         y, x = min(round(low_y * scale), height - side), min(round(low_x * scale), width - side)
         high = [f[y : y + side, x : x + side] for f in frames]
         boxes_full = self._cached_detections(triplet, y, x, side) if self.proposals == "maskrcnn" else None
@@ -157,6 +159,23 @@ class TripletDataset(Dataset):
         if teacher is not None:
             item["teacher"] = torch.from_numpy(np.ascontiguousarray(teacher))
         return item
+
+    def _crop_origin(self, triplet: Triplet, frames: list[np.ndarray], low_size: tuple[int, int], rng: np.random.Generator) -> tuple[int, int]:
+        """Top-left corner (y, x) of the crop on the low-resolution grid: anywhere, or, for a share
+        ``motion_crops`` of the triplets a teacher covers, with a probability that grows with the
+        square of the teacher's mean flow over the crop. Most of a frame of real footage is still,
+        and a student shown still crops learns that zero flow is nearly always right."""
+        crop, (width, height) = self.crop, low_size
+        span_y, span_x = height - crop + 1, width - crop + 1
+        if self.motion_crops <= 0 or self.teacher is None or not self.teacher.covers(triplet) or rng.random() >= self.motion_crops:
+            return int(rng.integers(0, span_y)), int(rng.integers(0, span_x))
+        flows = np.asarray(self.teacher.whole(triplet, frames, low_size)[0:4], dtype=np.float32)
+        motion = np.hypot(flows[0], flows[1]) + np.hypot(flows[2], flows[3])
+        # Anchored at (0, 0), the box filter's value at (y, x) is the mean over the crop whose corner is there.
+        mean = cv2.boxFilter(motion, -1, (crop, crop), anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)[:span_y, :span_x]
+        chance = mean.astype(np.float64).ravel() ** 2 + 1e-6
+        y, x = divmod(int(rng.choice(chance.size, p=chance / chance.sum())), span_x)
+        return y, x
 
     def teacher_indices(self) -> list[int]:
         """Items whose consecutive-frame triplet a network teacher covers: what :meth:`prepare_teacher` fills."""
@@ -229,6 +248,7 @@ def build_dataset(
     train_scale: float | None = None,
     stride: int = 32,
     clip_starts: int | None = None,
+    motion_crops: float = 0.0,
 ) -> TripletDataset:
     """The mixed dataset of ``specs`` for ``split`` ("train" or "val")."""
     if split not in ("train", "val"):
@@ -256,5 +276,6 @@ def build_dataset(
 
         proposer = MaskRCNNProposer(detector_weights, allow_download=allow_download)
     return TripletDataset(
-        sources, [spec.weight for spec in specs], split, crop, stride, proposals, num_rois, flow_teacher, cache_dir, proposer
+        sources, [spec.weight for spec in specs], split, crop, stride, proposals, num_rois, flow_teacher, cache_dir, proposer,
+        motion_crops,
     )

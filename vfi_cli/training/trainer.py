@@ -102,6 +102,7 @@ class Trainer:
             flow_teacher=config.flow_teacher, seed=config.seed, detector_weights=Path(config.detector_weights) if config.detector_weights else None,
             allow_download=config.allow_download, train_scale=config.train_scale,
             stride=Interpolator.from_config(ModelConfig.from_dict(config.model)).multiple(), clip_starts=config.clip_starts,
+            motion_crops=config.motion_crops,
         )
         self.train_data = build_dataset(specs, split="train", **common)
         self.val_data = build_dataset(specs, split="val", **common) if self.env.main else None
