@@ -1,0 +1,68 @@
+"""Colour conversion on the model's device (here the CPU) against the numpy/swscale path it replaces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import translating_frames
+from vfi_cli.engine.color import YuvLayout, rgb_to_yuv, yuv_to_rgb
+from vfi_cli.engine.transfer import Transfer
+from vfi_cli.video.color import ColorInfo, from_rgb, to_rgb, yuv_planes
+
+# (pix_fmt, (colorspace, range, primaries, transfer), height, width, largest decode difference in levels of the depth)
+CASES = [
+    ("yuv420p", (1, 1, 1, 1), 36, 64, 1),  # BT.709 limited
+    ("yuvj420p", (6, 2, 6, 6), 36, 64, 1),  # BT.601 full range
+    ("yuv444p", (1, 1, 1, 1), 35, 63, 1),
+    ("yuv420p", (1, 1, 1, 1), 35, 63, 1),  # odd sizes: chroma planes of ceil(n / 2)
+    ("yuv444p10le", (9, 1, 9, 14), 36, 64, 1),
+    # BT.2020 10-bit 4:2:0: swscale's 10-bit chroma scaler is up to 1.6 codes off the exact bicubic filter
+    # (fixed point), which the numpy path's matrix carries into RGB; the float filter here is exact.
+    ("yuv420p10le", (9, 1, 9, 14), 35, 63, 5),
+]
+IDS = [f"{case[0]}-{case[1][0]}-{case[2]}x{case[3]}" for case in CASES]
+
+
+def _frame(pix_fmt: str, color: ColorInfo, height: int, width: int) -> tuple[np.ndarray, object]:
+    rgb = translating_frames(1, height, width, (1, 1))[0]
+    if "10" in pix_fmt:  # detail below the 8-bit step
+        rgb = rgb.astype(np.uint16) * 257 + np.arange(width, dtype=np.uint16)[None, :, None] * 5
+    return rgb, from_rgb(rgb, pix_fmt, color)
+
+
+@pytest.mark.parametrize(("pix_fmt", "tags", "height", "width", "tolerance"), CASES, ids=IDS)
+def test_planes_to_rgb_match_the_numpy_path(pix_fmt: str, tags: tuple, height: int, width: int, tolerance: int) -> None:
+    color = ColorInfo(*tags, height)
+    layout = YuvLayout(pix_fmt, color)
+    _, frame = _frame(pix_fmt, color, height, width)
+    expected = to_rgb(frame, color).astype(np.float64)
+    planes = Transfer(torch.device("cpu")).upload(yuv_planes(frame))
+    rgb = yuv_to_rgb(planes, layout).permute(1, 2, 0).numpy() * layout.peak
+    level = layout.peak / ((1 << layout.bits) - 1)  # one code value of the video's depth, in RGB units
+    assert rgb.shape == expected.shape
+    assert np.abs(np.rint(rgb) - expected).max() <= tolerance * level
+
+
+@pytest.mark.parametrize(("pix_fmt", "tags", "height", "width", "tolerance"), CASES, ids=IDS)
+def test_rgb_to_planes_match_the_numpy_path(pix_fmt: str, tags: tuple, height: int, width: int, tolerance: int) -> None:
+    color = ColorInfo(*tags, height)
+    layout = YuvLayout(pix_fmt, color)
+    rgb, frame = _frame(pix_fmt, color, height, width)
+    tensor = torch.from_numpy(rgb.astype(np.float32) / layout.peak).permute(2, 0, 1)[None]
+    planes = Transfer(torch.device("cpu")).download([plane[0] for plane in rgb_to_yuv(tensor, layout)]).result()
+    for mine, expected in zip(planes, yuv_planes(frame)):
+        assert mine.dtype == expected.dtype and mine.shape == expected.shape
+        assert np.abs(mine.astype(np.int32) - expected).max() <= 1  # float resampling against swscale's fixed point
+
+
+def test_the_cpu_transfer_round_trips_exactly() -> None:
+    """The CPU fallback is a pass-through: uint16 planes (carried as int16) come back bit for bit."""
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 65536, (5, 7)).astype(np.uint16), rng.integers(0, 256, (3, 4)).astype(np.uint8),
+              rng.integers(0, 65536, (9, 12)).astype(np.uint16)[::2, ::3]]  # a strided view, as a frame's plane is
+    transfer = Transfer(torch.device("cpu"))
+    back = transfer.download(transfer.upload(arrays)).result()
+    for original, returned in zip(arrays, back):
+        assert returned.dtype == original.dtype and np.array_equal(returned, original)
