@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import av
 import numpy as np
 import pytest
 import torch
 
-from tests.conftest import translating_frames
+from tests.conftest import TINY_CONFIG, translating_frames, write_video
+from vfi_cli.config import DEFAULT_CUT_THRESHOLD, ConvertOptions, EncodeSettings
+from vfi_cli.engine import pipeline
 from vfi_cli.engine.color import YuvLayout, rgb_to_yuv, yuv_to_rgb
+from vfi_cli.engine.runner import FrameInterpolator
 from vfi_cli.engine.transfer import Transfer
+from vfi_cli.model.network import Interpolator
 from vfi_cli.video.color import ColorInfo, from_rgb, to_rgb, yuv_planes
+from vfi_cli.video.reader import probe
 
 # (pix_fmt, (colorspace, range, primaries, transfer), height, width, largest decode difference in levels of the depth)
 CASES = [
@@ -66,3 +72,27 @@ def test_the_cpu_transfer_round_trips_exactly() -> None:
     back = transfer.download(transfer.upload(arrays)).result()
     for original, returned in zip(arrays, back):
         assert returned.dtype == original.dtype and np.array_equal(returned, original)
+
+
+@pytest.mark.parametrize("scene_threshold", [None, DEFAULT_CUT_THRESHOLD], ids=["planes-only", "with-cut-detection"])
+def test_the_device_colour_pipeline_matches_the_numpy_pipeline(tmp_path, monkeypatch, scene_threshold) -> None:
+    """The CUDA data flow (planes in, colour on the model's device, planes out), run on the CPU: its output
+    is the numpy path's, copies bit for bit, synthesised frames within the chroma filters' difference."""
+    source = write_video(tmp_path / "in.mkv", translating_frames(5, 40, 64, step=(2, 1)), 25, codec="ffv1")
+    torch.manual_seed(0)
+    model = Interpolator.from_config(TINY_CONFIG)
+    options = ConvertOptions(scene_threshold=scene_threshold, encode=EncodeSettings(codec="ffv1", crf=None, preset=None,
+                                                                                    pix_fmt="yuv420p"))
+    outputs = {}
+    for name, devices in (("numpy", set()), ("device", {"cpu"})):
+        monkeypatch.setattr(pipeline, "_DEVICE_COLOUR", devices)
+        interpolator = FrameInterpolator(model, torch.device("cpu"), torch.float32, 40, 64)
+        summary = pipeline.convert_video(probe(source), tmp_path / f"{name}.mkv", interpolator, options)
+        assert (interpolator.planes_in is not None) == (name == "device") and summary.synthesized == 4
+        with av.open(str(tmp_path / f"{name}.mkv")) as container:
+            outputs[name] = [[plane.copy() for plane in yuv_planes(frame)] for frame in container.decode(video=0)]
+    assert len(outputs["numpy"]) == len(outputs["device"]) == 10
+    for number, (expected, made) in enumerate(zip(outputs["numpy"], outputs["device"])):
+        for a, b in zip(expected, made):
+            difference = np.abs(a.astype(np.int32) - b)
+            assert difference.max() <= (0 if number % 2 == 0 else 2)
