@@ -3,19 +3,16 @@ transfers through pinned memory and streams are exact, colour on the GPU gives t
 
 from __future__ import annotations
 
-import av
 import numpy as np
 import pytest
 import torch
 
 from tests.conftest import TINY_CONFIG, translating_frames, write_video
-from vfi_cli.config import ConvertOptions, EncodeSettings, ModelConfig
-from vfi_cli.engine.pipeline import convert_video
+from tests.test_device_color import FFV1_420, assert_same_video, converted_planes
+from vfi_cli.config import ConvertOptions, ModelConfig
 from vfi_cli.engine.runner import FrameInterpolator
 from vfi_cli.engine.transfer import Transfer
 from vfi_cli.model.network import Interpolator
-from vfi_cli.video.color import yuv_planes
-from vfi_cli.video.reader import probe
 
 pytestmark = [
     pytest.mark.cuda,
@@ -57,16 +54,9 @@ def test_cuda_colour_pipeline_matches_the_cpu_pipeline(tmp_path) -> None:
     source = write_video(tmp_path / "in.mkv", translating_frames(5, 72, 128, step=(2, 1)), 25, codec="ffv1")
     torch.manual_seed(0)
     model = Interpolator.from_config(TINY_CONFIG)
-    options = ConvertOptions(encode=EncodeSettings(codec="ffv1", crf=None, preset=None, pix_fmt="yuv420p"))
     outputs = {}
     for device, dtype in (("cpu", torch.float32), ("cuda", torch.float16)):
         interpolator = FrameInterpolator(model, torch.device(device), dtype, 72, 128)
-        convert_video(probe(source), tmp_path / f"{device}.mkv", interpolator, options)
+        outputs[device] = converted_planes(source, tmp_path / f"{device}.mkv", interpolator, ConvertOptions(encode=FFV1_420))
         assert (interpolator.planes_out is not None) == (device == "cuda")
-        with av.open(str(tmp_path / f"{device}.mkv")) as container:
-            outputs[device] = [[plane.copy() for plane in yuv_planes(frame)] for frame in container.decode(video=0)]
-    assert len(outputs["cpu"]) == len(outputs["cuda"]) == 10
-    for number, (expected, made) in enumerate(zip(outputs["cpu"], outputs["cuda"])):
-        for a, b in zip(expected, made):
-            difference = np.abs(a.astype(np.int32) - b)
-            assert difference.max() <= (0 if number % 2 == 0 else 3) and difference.mean() < 0.5
+    assert_same_video(outputs["cpu"], outputs["cuda"], 3)
