@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# One command for a GPU machine (see ../shared/gpu/README.md): the CUDA tests, `vfi bench` in fp16 at
-# 1024x2048 and 1080x1920 for each GPU backend, and an end-to-end 1080p conversion; all figures in one
-# JSON under OUT (default $OUT, else ./gpu-results). Tried on the CPU first with: DEVICE=cpu SMALL=1.
+# One command for a GPU machine (see ../shared/gpu/README.md): the CUDA tests (fp16 against fp32, pinned
+# transfers on streams, colour on the GPU against the CPU path), `vfi bench` in fp16 at 1024x2048 and
+# 1080x1920 for each GPU backend, and an end-to-end 1080p conversion whose busy shares (decode, model,
+# encode, and the colour conversion within decode and encode) say which stage limits it; all figures in
+# one JSON under OUT (default $OUT, else ./gpu-results). Tried on the CPU first with: DEVICE=cpu SMALL=1.
 set -u
 out=${OUT:-gpu-results}
 device=${DEVICE:-cuda}
@@ -67,6 +69,9 @@ run("e2e_1080p", [sys.executable, "-m", "vfi_cli", "bench", "--size", f"{height}
 if e2e_json.is_file():
     report["e2e_1080p"]["figures"] = json.loads(e2e_json.read_text())
 clip.unlink(missing_ok=True)
+figures = report["e2e_1080p"].get("figures", {}).get("e2e", {})
+# The bar: the encoder, not the model or the colour conversion, limits the 1080p conversion.
+report["e2e_shares"] = {key: figures.get(key) for key in ("output_fps", "busy_share", "colour_share")}
 (out / "gpu-check.json").write_text(json.dumps(report, indent=1) + "\n")
-print(json.dumps({k: (v.get("rc") if isinstance(v, dict) else v) for k, v in report.items()}, indent=1))
+print(json.dumps({k: (v.get("rc") if isinstance(v, dict) and "rc" in v else v) for k, v in report.items()}, indent=1))
 PY

@@ -85,3 +85,14 @@ def test_mps_is_a_device(monkeypatch: pytest.MonkeyPatch) -> None:
     assert device.type == "mps" and resolve_precision(None, device) == torch.float32
     with pytest.raises(VfiError, match=r"use auto, cpu, cuda\[:N\] or mps"):
         resolve_device("tpu")
+
+
+def test_cuda_defaults_to_fp16(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a GPU (mocked), 'auto' picks it and precision defaults to fp16 for every backend; an explicit choice stands."""
+    from vfi_cli.backends.eager import resolve_device, resolve_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    device = resolve_device("auto")
+    assert device.type == "cuda"
+    assert all(resolve_precision(None, device, backend) == torch.float16 for backend in ("auto", "torch", "compile"))
+    assert resolve_precision("fp32", device) == torch.float32 and resolve_precision("bf16", device) == torch.bfloat16

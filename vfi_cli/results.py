@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +53,9 @@ class Summary:
     static_pairs: int = 0  # pairs of identical input frames (copied, not synthesised)
     duplicates: int = 0  # input frames dropped as repeats of a held drawing (--dedup), their spans re-timed
     start: Fraction = Fraction(0)  # where in the input (seconds from its first frame) the output begins: a preview's first frame
+    # Of the decode and encode stages' busy time, the seconds spent converting colour on the host (YUV <-> RGB);
+    # on CUDA the conversion of synthesised frames runs on the device, inside the model stage.
+    colour_seconds: dict[str, float] = field(default_factory=dict)
 
 
 

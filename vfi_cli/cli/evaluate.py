@@ -122,11 +122,11 @@ def bench_table(result: dict[str, Any]) -> Any:
     ]
     if "e2e" in result:
         e2e = result["e2e"]
-        shares = ", ".join(f"{stage} {100 * share:.0f}%" for stage, share in e2e["busy_share"].items())
         rows += [
             ("end to end", f"{e2e['frames_out']} frames out in {e2e['seconds']:.1f} s: {e2e['output_fps']:.2f} output frames/s "
                            f"({e2e['size'][0]}x{e2e['size'][1]}, x{e2e['factor']})"),
-            ("busy share of wall time", shares),
+            ("busy share of wall time", _percentages(e2e["busy_share"])),
+            ("of which colour conversion", _percentages(e2e["colour_share"])),
         ]
     for key, value in rows:
         table.add_row(key, value)
@@ -141,3 +141,7 @@ def bench_table(result: dict[str, Any]) -> Any:
         backends.add_row(row["backend"], row["dtype"], f"{row['ms_per_frame']:.1f}", f"{row['ratio_to_reference']:.2f}",
                          f"{row['max_level_difference']:.0f}", f"{row['psnr_vs_reference']:.1f} dB")
     return Group(table, backends)
+
+
+def _percentages(shares: dict[str, float]) -> str:
+    return ", ".join(f"{stage} {100 * share:.0f}%" for stage, share in shares.items())

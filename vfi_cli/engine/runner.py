@@ -11,16 +11,19 @@ import numpy as np
 import torch
 
 from vfi_cli.config import EngineOptions
+from vfi_cli.engine.color import YuvLayout, rgb_to_yuv, yuv_to_rgb
 from vfi_cli.engine.scenes import SceneDetector, is_still, thumbnail as scene_thumbnail
 from vfi_cli.engine.schedule import OutputFrame, Schedule
 from vfi_cli.engine.tiling import MemoryPlan, bytes_per_pixel, cache_bytes_per_pixel, default_budget, plan_memory
+from vfi_cli.engine.transfer import Download, Transfer
 from vfi_cli.model.network import Interpolator
 from vfi_cli.model.padding import Padder
 from vfi_cli.results import LoadedModel
+from vfi_cli.video.color import yuv_planes
 
 
 class HasRGB(Protocol):
-    rgb: np.ndarray
+    rgb: np.ndarray | None  # None for a video frame read as planes only (see FrameInterpolator.planes_in)
     time: Fraction | None
 
 
@@ -43,7 +46,15 @@ class FrameInterpolator:
     estimates flow on downscaled frames. ``backend`` names how the network runs
     (:func:`vfi_cli.backends.create_backend`); backends that run an exported graph compute the
     features inside it, so nothing is cached for them.
+
+    With :attr:`planes_in` set, :meth:`prepare` takes a frame's Y, Cb, Cr planes and converts them
+    on the device; with :attr:`planes_out` set, :meth:`synthesize` converts its frames to planes of
+    that format on the device and returns :class:`~vfi_cli.engine.transfer.Download` handles (the
+    pipeline sets both on CUDA; see :mod:`vfi_cli.engine.color`).
     """
+
+    planes_in: YuvLayout | None = None
+    planes_out: YuvLayout | None = None
 
     def __init__(
         self,
@@ -66,6 +77,7 @@ class FrameInterpolator:
         self.backend = create_backend(backend, self.model, device, dtype, flow_scale)
         self.device = device
         self.dtype = dtype
+        self.transfer = Transfer(device)
         self.flow_scale = flow_scale
         self.padder = Padder(height, width, model.multiple(flow_scale))
         self.plan: MemoryPlan = plan_memory(
@@ -85,26 +97,36 @@ class FrameInterpolator:
         )
 
     @torch.inference_mode()
-    def prepare(self, rgb: np.ndarray) -> _Prepared:
-        peak = int(np.iinfo(rgb.dtype).max)
-        host = rgb if rgb.dtype == np.uint8 else rgb.astype(np.float32)  # torch has few uint16 kernels
-        tensor = torch.from_numpy(np.ascontiguousarray(host)).to(self.device, non_blocking=True)
-        image = self.padder.pad(tensor.permute(2, 0, 1).unsqueeze(0).float().div_(peak))
+    def prepare(self, pixels: np.ndarray | list[np.ndarray]) -> _Prepared:
+        """Upload, pad and encode one frame: an ``[H,W,3]`` RGB array, or its planes (see :attr:`planes_in`)."""
+        if isinstance(pixels, np.ndarray):
+            peak = int(np.iinfo(pixels.dtype).max)
+            host = pixels if pixels.dtype == np.uint8 else pixels.astype(np.float32)  # torch has few uint16 kernels
+            tensor = self.transfer.upload([np.ascontiguousarray(host)])[0]
+            image = self.padder.pad(tensor.permute(2, 0, 1).unsqueeze(0).float().div_(peak))
+        else:
+            assert self.planes_in is not None, "planes need planes_in"
+            peak = self.planes_in.peak
+            image = self.padder.pad(yuv_to_rgb(self.transfer.upload(pixels), self.planes_in).unsqueeze(0))
         if self.plan.tiles is not None:
             return _Prepared(image=image, features=None, peak=peak)
         return _Prepared(image=image, features=self.backend.features(image), peak=peak)
 
     @torch.inference_mode()
-    def synthesize(self, pairs: Sequence[tuple[_Prepared, _Prepared, float]]) -> list[np.ndarray]:
-        """Frames at t between each (first, second) pair, as RGB arrays of the inputs' dtype."""
-        results: list[np.ndarray] = []
+    def synthesize(self, pairs: Sequence[tuple[_Prepared, _Prepared, float]]) -> list[np.ndarray] | list[Download]:
+        """Frames at t between each (first, second) pair, as RGB arrays of the inputs' dtype (or planes, see
+        :attr:`planes_out`: quantised to the same RGB levels first, so that they are the RGB path's frames)."""
+        results: list = []
         step = self.plan.pairs_per_call
         for start in range(0, len(pairs), step):
             chunk = pairs[start : start + step]
             refined = self._whole(chunk) if self.plan.tiles is None else self._tiled(chunk)
             peak = chunk[0][0].peak
             frames = self.padder.unpad(refined).clamp_(0, 1).mul_(peak).round_()
-            if peak == 255:
+            if self.planes_out is not None:
+                planes = rgb_to_yuv(frames.div_(peak), self.planes_out)
+                results.extend(self.transfer.download([plane[i] for plane in planes]) for i in range(len(chunk)))
+            elif peak == 255:
                 results.extend(frames.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
             else:
                 results.extend(frames.to(torch.int32).permute(0, 2, 3, 1).cpu().numpy().astype(np.uint16))
@@ -167,8 +189,9 @@ def interpolate_stream(
     batch_size: int,
     detector: SceneDetector | None = None,
     counts: PairCounts | None = None,
-) -> Iterator[tuple[OutputFrame, HasRGB | np.ndarray]]:
-    """Yield every output frame in order: an input frame itself for copies, an RGB array otherwise.
+) -> Iterator[tuple[OutputFrame, HasRGB | np.ndarray | Download]]:
+    """Yield every output frame in order: an input frame itself for copies, what ``interpolator`` made otherwise
+    (an RGB array, or a download of planes).
 
     Synthesis jobs are gathered until ``batch_size`` of them are pending; only the input frames
     that pending or future jobs can still use are kept. Nothing is synthesised across a cut found
@@ -192,14 +215,22 @@ def interpolate_stream(
             thumbnails[index] = scene_thumbnail(window[index].rgb)
         if index == 0:
             return
-        first, second = window[index - 1].rgb, window[index].rgb
         owned = counts.owns(window[index - 1].time)
-        if is_still(first, second):
+        first, second = pixels(index - 1), pixels(index)
+        if isinstance(first, np.ndarray):
+            first, second = [first], [second]
+        if all(is_still(a, b) for a, b in zip(first, second)):  # same planes <=> same picture, as same RGB is
             statics.add(index - 1)
             counts.static += owned
         elif detector is not None and detector.is_cut_between(thumbnails[index - 1], thumbnails[index]):
             cuts.add(index - 1)
             counts.cuts += owned
+
+    def pixels(index: int) -> np.ndarray | list[np.ndarray]:
+        """What the interpolator takes of a frame: its planes when it converts colour on its device, else RGB."""
+        if getattr(interpolator, "planes_in", None) is not None:
+            return yuv_planes(window[index].picture)  # type: ignore[attr-defined]
+        return window[index].rgb  # type: ignore[return-value]
 
     def repeats(job: OutputFrame) -> int | None:
         """The input frame that output frame ``job`` repeats, or None when it is synthesised."""
@@ -209,16 +240,16 @@ def interpolate_stream(
             return job.left + (job.t >= Fraction(1, 2))
         return None
 
-    def flush() -> Iterator[tuple[OutputFrame, HasRGB | np.ndarray]]:
+    def flush() -> Iterator[tuple[OutputFrame, HasRGB | np.ndarray | Download]]:
         jobs = [job for job in pending if repeats(job) is None]
-        made: dict[int, np.ndarray] = {}
+        made: dict[int, np.ndarray | Download] = {}
         for start in range(0, len(jobs), batch_size):
             chunk = jobs[start : start + batch_size]
             pairs = []
             for job in chunk:
                 for index in (job.left, job.left + 1):
                     if index not in prepared:
-                        prepared[index] = interpolator.prepare(window[index].rgb)
+                        prepared[index] = interpolator.prepare(pixels(index))
                 pairs.append((prepared[job.left], prepared[job.left + 1], float(job.t)))
             for job, rgb in zip(chunk, interpolator.synthesize(pairs)):
                 made[job.number] = rgb

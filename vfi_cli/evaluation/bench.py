@@ -231,6 +231,8 @@ def time_pipeline(model: LoadedModel, video: Path, engine: EngineOptions = BENCH
     """Convert ``video`` (output discarded) and report output frames/s and each stage's busy share of the wall time.
 
     The stages overlap, so the shares need not add up to 100%; the stage nearest 100% limits throughput.
+    ``colour_share`` tells how much of the decode and encode shares was colour conversion on the host
+    (on CUDA the synthesised frames' conversion runs on the device, inside the model's share).
     """
     from vfi_cli.engine.pipeline import convert_video
     from vfi_cli.engine.runner import FrameInterpolator
@@ -253,4 +255,5 @@ def time_pipeline(model: LoadedModel, video: Path, engine: EngineOptions = BENCH
         "output_fps": summary.frames_out / wall,
         "busy_seconds": summary.busy_seconds,
         "busy_share": {stage: busy / wall for stage, busy in summary.busy_seconds.items()},
+        "colour_share": {stage: busy / wall for stage, busy in summary.colour_seconds.items()},
     }

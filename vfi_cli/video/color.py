@@ -82,11 +82,12 @@ class ColorInfo:
         return ColorRange.JPEG if pix_fmt.startswith("yuvj") else ColorRange.MPEG
 
 
-def _planar_yuv(pix_fmt: str) -> bool:
+def is_planar_yuv(pix_fmt: str) -> bool:
+    """Planar Y'CbCr of at most 16 bits: the formats whose matrix vfi applies itself (here, or on the model's device)."""
     return pix_fmt.startswith("yuv") and av.VideoFormat(pix_fmt).is_planar and bit_depth(pix_fmt) <= 16
 
 
-def _ycbcr_matrix(color: ColorInfo) -> np.ndarray:
+def ycbcr_matrix(color: ColorInfo) -> np.ndarray:
     """3x3 matrix from non-linear R'G'B' in [0,1] to Y' in [0,1] and Cb, Cr in [-1/2, 1/2]."""
     kr, kb = _KR_KB[color.matrix]
     kg = 1.0 - kr - kb
@@ -95,7 +96,7 @@ def _ycbcr_matrix(color: ColorInfo) -> np.ndarray:
                      [0.5, -kg / (2 - 2 * kr), -kb / (2 - 2 * kr)]], dtype=np.float64)
 
 
-def _levels(bits: int, full: bool) -> tuple[float, float, float, float]:
+def code_levels(bits: int, full: bool) -> tuple[float, float, float, float]:
     """(Y offset, Y scale, C offset, C scale) of n-bit code values, as in ITU-T H.273."""
     if full:
         return 0.0, float((1 << bits) - 1), float(1 << (bits - 1)), float((1 << bits) - 1)
@@ -103,7 +104,13 @@ def _levels(bits: int, full: bool) -> tuple[float, float, float, float]:
     return 16.0 * shift, 219.0 * shift, 128.0 * shift, 224.0 * shift
 
 
-def _planes(frame: av.VideoFrame) -> list[np.ndarray]:
+def chroma_shift(pix_fmt: str) -> tuple[int, int]:
+    """log2 of the chroma subsampling (vertical, horizontal): (1, 1) for 4:2:0, (0, 1) for 4:2:2, (0, 0) for 4:4:4."""
+    chroma = av.VideoFormat(pix_fmt, 16, 16).components[1]
+    return (16 // chroma.height).bit_length() - 1, (16 // chroma.width).bit_length() - 1
+
+
+def yuv_planes(frame: av.VideoFrame) -> list[np.ndarray]:
     """The three planes of a planar frame as ``[H,W]`` views (no copy): uint8, or uint16 beyond 8 bits."""
     dtype = np.uint8 if bit_depth(frame.format.name) <= 8 else np.uint16
     size = np.dtype(dtype).itemsize
@@ -124,12 +131,12 @@ def _yuv_to_rgb16(frame: av.VideoFrame, color: ColorInfo) -> np.ndarray:
         frame = frame.reformat(format=_yuv444(name), src_colorspace=color.matrix, dst_colorspace=color.matrix,
                                src_color_range=color.range_for(name), dst_color_range=color.range_for(name),
                                interpolation=_SCALE_FLAGS)
-    y_off, y_scale, c_off, c_scale = _levels(bits, full)
-    y, cb, cr = _planes(frame)
+    y_off, y_scale, c_off, c_scale = code_levels(bits, full)
+    y, cb, cr = yuv_planes(frame)
     luma = (y.astype(np.float32) - y_off) * np.float32(65535.0 / y_scale)
     blue_diff = (cb.astype(np.float32) - c_off) * np.float32(65535.0 / c_scale)
     red_diff = (cr.astype(np.float32) - c_off) * np.float32(65535.0 / c_scale)
-    inverse = np.linalg.inv(_ycbcr_matrix(color)).astype(np.float32)
+    inverse = np.linalg.inv(ycbcr_matrix(color)).astype(np.float32)
     rgb = np.empty((*y.shape, 3), dtype=np.uint16)
     for channel in range(3):  # R' = Y' + m01 Cb + m02 Cr ..., one channel at a time, in place
         value = inverse[channel, 1] * blue_diff
@@ -143,13 +150,13 @@ def _yuv_to_rgb16(frame: av.VideoFrame, color: ColorInfo) -> np.ndarray:
 def _rgb_to_yuv(rgb: np.ndarray, pix_fmt: str, color: ColorInfo) -> av.VideoFrame:
     bits = bit_depth(pix_fmt)
     full = color.range_for(pix_fmt) == ColorRange.JPEG
-    y_off, y_scale, c_off, c_scale = _levels(bits, full)
-    matrix = _ycbcr_matrix(color) / np.iinfo(rgb.dtype).max
+    y_off, y_scale, c_off, c_scale = code_levels(bits, full)
+    matrix = ycbcr_matrix(color) / np.iinfo(rgb.dtype).max
     red, green, blue = (rgb[..., channel].astype(np.float32) for channel in range(3))
     height, width = rgb.shape[:2]
     frame = av.VideoFrame(width, height, _yuv444(pix_fmt))
     top = float((1 << bits) - 1)
-    for index, (plane, offset, scale) in enumerate(zip(_planes(frame), (y_off, c_off, c_off), (y_scale, c_scale, c_scale))):
+    for index, (plane, offset, scale) in enumerate(zip(yuv_planes(frame), (y_off, c_off, c_off), (y_scale, c_scale, c_scale))):
         weights = (matrix[index] * scale).astype(np.float32)
         value = weights[0] * red  # in place from here: this runs for every synthesised frame
         value += weights[1] * green
@@ -166,7 +173,7 @@ def _rgb_to_yuv(rgb: np.ndarray, pix_fmt: str, color: ColorInfo) -> av.VideoFram
 
 def to_rgb(frame: av.VideoFrame, color: ColorInfo) -> np.ndarray:
     """Decode-side conversion: ``[H,W,3]`` RGB, uint8 for 8-bit frames and uint16 for deeper ones."""
-    if _planar_yuv(frame.format.name) and bit_depth(frame.format.name) > 8:
+    if is_planar_yuv(frame.format.name) and bit_depth(frame.format.name) > 8:
         return _yuv_to_rgb16(frame, color)
     rgb = frame.reformat(
         format=rgb_format(frame.format.name),
@@ -183,7 +190,7 @@ def from_rgb(rgb: np.ndarray, pix_fmt: str, color: ColorInfo) -> av.VideoFrame:
 
     ``rgb`` is uint8 or uint16, as :func:`to_rgb` made it.
     """
-    if _planar_yuv(pix_fmt):
+    if is_planar_yuv(pix_fmt):
         return _rgb_to_yuv(rgb, pix_fmt, color)
     source_format = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=source_format)
@@ -195,6 +202,14 @@ def from_rgb(rgb: np.ndarray, pix_fmt: str, color: ColorInfo) -> av.VideoFrame:
         dst_color_range=color.range_for(pix_fmt),
         interpolation=_SCALE_FLAGS,
     )
+
+
+def frame_from_planes(planes: list[np.ndarray], pix_fmt: str) -> av.VideoFrame:
+    """A planar YUV frame holding ``planes`` (Y, Cb, Cr code values, made on the model's device)."""
+    frame = av.VideoFrame(planes[0].shape[1], planes[0].shape[0], pix_fmt)
+    for target, source in zip(yuv_planes(frame), planes):
+        target[...] = source
+    return frame
 
 
 def convert_format(frame: av.VideoFrame, pix_fmt: str, color: ColorInfo) -> av.VideoFrame:

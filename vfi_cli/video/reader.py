@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from time import perf_counter
 
 import av
 import numpy as np
@@ -43,7 +44,7 @@ class DecodedFrame:
     index: int
     time: Fraction | None  # presentation time relative to the first frame, seconds
     picture: av.VideoFrame
-    rgb: np.ndarray  # uint8; uint16 for video of more than 8 bits read with ``keep_depth``
+    rgb: np.ndarray | None  # uint8; uint16 for video of more than 8 bits read with ``keep_depth``; None without ``rgb``
 
 
 def local_url(path: Path) -> str:
@@ -143,7 +144,9 @@ class FrameReader:
     A packet the decoder rejects (corruption in the middle of a file) is skipped rather than ending
     the conversion; :attr:`frames_lost` tells how many frames were lost that way once iteration is over.
     ``keep_depth`` gives uint16 RGB for video of more than 8 bits (the interpolation pipeline);
-    consumers that work in 8 bits (training, evaluation) leave it off.
+    consumers that work in 8 bits (training, evaluation) leave it off. Without ``rgb`` the frames
+    come as decoded pictures alone (``rgb`` None), for a model that converts colour on its own device;
+    :attr:`colour_seconds` adds up the time spent converting.
 
     With a ``part``, decoding starts from a seek to the keyframe before the part, frames before it
     are dropped unconverted, times count from the part's start, and the first frame at or after
@@ -151,9 +154,11 @@ class FrameReader:
     A segment's part also gives the last frame before its start first, and times from the input's first frame.
     """
 
-    def __init__(self, info: VideoInfo, keep_depth: bool = False, part: Part | None = None) -> None:
+    def __init__(self, info: VideoInfo, keep_depth: bool = False, part: Part | None = None, rgb: bool = True) -> None:
         self.info = info
         self.keep_depth = keep_depth
+        self.rgb = rgb
+        self.colour_seconds = 0.0
         self.part = part
         self.frames_read = 0
         self.frames_decoded = 0  # frames_read and those before a part
@@ -240,9 +245,11 @@ class FrameReader:
         return None
 
     def _decoded(self, picture: av.VideoFrame, time: Fraction | None) -> DecodedFrame:
-        rgb = to_rgb(picture, self.info.color)
-        if rgb.dtype == np.uint16 and not self.keep_depth:
+        started = perf_counter()
+        rgb = to_rgb(picture, self.info.color) if self.rgb else None
+        if rgb is not None and rgb.dtype == np.uint16 and not self.keep_depth:
             rgb = ((rgb.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        self.colour_seconds += perf_counter() - started
         frame = DecodedFrame(index=self.frames_read, time=time, picture=picture, rgb=rgb)
         self.frames_read += 1
         return frame
