@@ -79,7 +79,7 @@ def run_ray(jobs: Sequence[BatchJob], *, address: str, engine: EngineOptions, we
     ray = ray_module()
     if not jobs:
         return []
-    digest = weights_digest(weights)  # bad weights fail here, before any task is sent
+    digest = checked_digest(weights)  # bad weights fail here, before any task is sent
     started_here = not ray.is_initialized()
     if started_here:
         try:
@@ -94,13 +94,14 @@ def run_ray(jobs: Sequence[BatchJob], *, address: str, engine: EngineOptions, we
             ray.shutdown()
 
 
-def weights_digest(weights: Path | None) -> str:
-    """What names the weights in a journal (as a local run does): the sha256 on their card, else
-    their path. Reading them checks them too."""
+def checked_digest(weights: Path | None) -> str:
+    """The weights' name in a journal (:func:`~vfi_cli.jobs.segmented.weights_digest`, as a local run
+    names them); reading them checks them too."""
+    from vfi_cli.jobs.segmented import weights_digest
     from vfi_cli.model.weights import default_weights_path, load_weights
 
     _, card = load_weights(weights)
-    return str(card.get("sha256", weights or default_weights_path()))
+    return weights_digest(card, weights or default_weights_path())
 
 
 def task_setup(engine: EngineOptions, cluster_gpus: float) -> tuple[dict[str, float], EngineOptions]:

@@ -43,7 +43,7 @@ def convert_file(
     from vfi_cli.backends.eager import load_model
     from vfi_cli.engine.pipeline import convert_video, expected_output_frames
     from vfi_cli.engine.runner import FrameInterpolator
-    from vfi_cli.jobs.segmented import run_segments
+    from vfi_cli.jobs.segmented import run_segments, weights_digest
     from vfi_cli.jobs.segments import plan_segments
 
     source, destination = Path(source), Path(destination)
@@ -59,7 +59,7 @@ def convert_file(
                     f"flow at scale {engine.flow_scale:g}; {interpolator.plan.describe()}")
     plan = plan_segments(info, destination, options, engine, weights, segment)
     if plan is not None:
-        return run_segments(plan, interpolator, str(model.card.get("sha256", model.weights)),
+        return run_segments(plan, interpolator, weights_digest(model.card, model.weights),
                          expected_frames=expected_output_frames(info, options), resume=resume, overwrite=overwrite,
                          progress=progress)
     with progress.task("interpolating", expected_output_frames(info, options), unit="frames") as update:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from vfi_cli.errors import Interrupted
 from vfi_cli.jobs.manifest import Journal
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 CHANGED = "the input or options changed since the interrupted run; starting over"
 
 
-def run_segments(plan: SegmentPlan, interpolator: FrameInterpolator, weights_digest: str, *, expected_frames: int,
+def run_segments(plan: SegmentPlan, interpolator: FrameInterpolator, digest: str, *, expected_frames: int,
               resume: bool = True, overwrite: bool = False, progress: Progress = SILENT) -> Summary:
     """Convert ``plan``'s segments in this process, in order, skipping those an interrupted run
     finished (unless ``resume`` is off), then join them into the output and remove the work folder.
@@ -36,7 +37,7 @@ def run_segments(plan: SegmentPlan, interpolator: FrameInterpolator, weights_dig
             (the message says so), or the work folder is removed when none was finished.
     """
     started = time.perf_counter()
-    journal, done = begin(plan, weights_digest, resume)
+    journal, done = begin(plan, digest, resume)
     resumed = f"; resuming after {len(done)} done by an interrupted run" if done else ""
     progress.status(f"{plan.count} segments of {format_time(plan.seconds)} in {plan.work.name}{resumed}")
     ran: list[int] = []
@@ -54,10 +55,16 @@ def run_segments(plan: SegmentPlan, interpolator: FrameInterpolator, weights_dig
         raise kept(plan, journal, exc) from None
 
 
-def begin(plan: SegmentPlan, weights_digest: str, resume: bool) -> tuple[Journal, dict[int, dict]]:
+def weights_digest(card: dict[str, Any], path: Path | None) -> str:
+    """What names the weights in a journal: the sha256 on their card, else their path. The local and
+    the Ray executors both use this, so that a run interrupted on one resumes on the other."""
+    return str(card.get("sha256", path))
+
+
+def begin(plan: SegmentPlan, digest: str, resume: bool) -> tuple[Journal, dict[int, dict]]:
     """Start (or take up) ``plan``'s journal: the journal and the segments an interrupted run finished."""
     journal = Journal(plan.work)
-    if journal.begin(plan.journal_key(weights_digest), resume):
+    if journal.begin(plan.journal_key(digest), resume):
         log.warning(CHANGED)
     return journal, journal.done()
 
