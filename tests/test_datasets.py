@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import cv2
@@ -60,6 +62,21 @@ def test_cache_finds_the_cut_and_decodes_once(tmp_path: Path) -> None:
     again = cache_clip(clip, tmp_path / "cache")
     assert again.cuts == cached.cuts and frames_file.stat().st_mtime_ns == stamp
     assert np.array_equal(np.asarray(again.frames[3]), np.asarray(cached.frames[3]))
+
+
+def test_cache_follows_the_content_not_the_path_or_time(tmp_path: Path) -> None:
+    """A copied or re-provisioned dataset (new path, new mtime) finds its decoded frames, and so the
+    teacher outputs keyed by the folder's name; a re-encoded file of the same name does not."""
+    for folder in "abc":
+        (tmp_path / folder).mkdir()
+    clip = _clip_with_cut(tmp_path / "a" / "cut.mkv")
+    cached = cache_clip(clip, tmp_path / "cache")
+    copy = tmp_path / "b" / "cut.mkv"
+    shutil.copyfile(clip, copy)
+    os.utime(copy, ns=(clip.stat().st_atime_ns, clip.stat().st_mtime_ns + 10**9))
+    assert cache_clip(copy, tmp_path / "cache").directory == cached.directory
+    changed = _clip_with_cut(tmp_path / "c" / "cut.mkv", before=9, after=7)
+    assert cache_clip(changed, tmp_path / "cache").directory != cached.directory
 
 
 def test_no_triplet_spans_a_cut_and_the_tail_is_held_out(tmp_path: Path) -> None:

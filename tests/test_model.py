@@ -93,3 +93,26 @@ def test_flow_unet_start_passes_gradient_where_it_must(use_prior: bool) -> None:
     first_layer = net.encoders[0][0].weight.grad
     assert float(net.head.weight.grad.abs().sum()) > 0
     assert (float(first_layer.abs().sum()) == 0) == use_prior
+
+
+def test_refine_false_stops_at_the_warped_frame_and_skips_the_synthesis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the flow stage of training runs: the same flows and Ît as the whole forward pass, without
+    ever calling the feature extractor or the synthesis layers."""
+    from vfi_cli.config import ModelConfig
+    from vfi_cli.model.network import Interpolator
+
+    torch.manual_seed(0)
+    model = Interpolator.from_config(ModelConfig(unet_channels=(8, 16, 16), feature_channels=4, synthesis_channels=4, flow_downsample=2)).eval()
+    torch.nn.init.normal_(model.synthesis.layers[-1].weight, std=0.1)  # a trained synthesis: Ĩt differs from Ît
+    image1, image2, t = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64), torch.tensor([0.5])
+    with torch.no_grad():
+        whole = model(image1, image2, t)
+
+        def refuse(*args: object) -> None:
+            raise AssertionError("the flow stage ran a module it does not train")
+
+        monkeypatch.setattr(model.features, "forward", refuse)
+        monkeypatch.setattr(model.synthesis, "forward", refuse)
+        coarse = model(image1, image2, t, refine=False)
+    assert torch.equal(coarse.flow1, whole.flow1) and torch.equal(coarse.coarse, whole.coarse)
+    assert coarse.refined is coarse.coarse and not torch.equal(whole.refined, whole.coarse)

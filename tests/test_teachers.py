@@ -126,9 +126,11 @@ def test_distillation_loss_counts_only_where_the_teacher_is_weighted() -> None:
     assert distillation_loss(flow1, flow2, mask, teacher)[0].item() == 0
 
 
-def test_a_tiny_distillation_run_learns_the_teachers_flows(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stage", ["full", "flow"])
+def test_a_tiny_distillation_run_learns_the_teachers_flows(tmp_path: Path, stage: str) -> None:
     """vfi train --teacher rife:PATH: the cache is filled once, and training lowers the student's flow
-    error against the teacher (photometric losses off, so only the teacher can teach it)."""
+    error against the teacher (photometric losses off, so only the teacher can teach it). The flow
+    stage (--stage flow) does so without touching the features or the synthesis."""
     from vfi_cli.config import LossWeights, TrainConfig
     from vfi_cli.training.items import collate_triplets
     from vfi_cli.training.trainer import Trainer
@@ -136,7 +138,7 @@ def test_a_tiny_distillation_run_learns_the_teachers_flows(tmp_path: Path) -> No
     weights = tmp_path / "flownet.pkl"
     torch.save(ramp_estimator_state(), weights)
     frames = []
-    for k in range(10):  # a ramp moving 3 px per frame, with a texture riding on it so crops differ
+    for k in range(16):  # a ramp moving 3 px per frame (the last 20%: a held-out triplet), with a texture riding on it so crops differ
         xs = np.arange(192) - 3.0 * k
         row = 0.2 + RAMP_SLOPE * xs + 0.02 * np.sin(xs / 5.0)
         frames.append((np.repeat(np.repeat(row[None, :, None], 128, 0), 3, 2) * 255).round().astype(np.uint8))
@@ -144,8 +146,10 @@ def test_a_tiny_distillation_run_learns_the_teachers_flows(tmp_path: Path) -> No
     config = TrainConfig(
         run_dir=str(tmp_path / "run"), data=[{"kind": "videos", "root": str(clip), "weight": 1.0}],
         model=ModelConfig(unet_channels=(8, 16, 16), feature_channels=4, synthesis_channels=4, flow_downsample=2).to_dict(),
-        crop=64, batch_size=4, workers=0, steps=1, lr=3e-3, adversarial="none", num_rois=4, flow_teacher=f"rife:{weights}",
-        losses=LossWeights(photometric=0, perceptual=0, smoothness=0, teacher=1.0, teacher_mask=0.1),
+        crop=64, batch_size=4, workers=0, steps=1, lr=3e-3, adversarial="none" if stage == "full" else "instance", num_rois=4,
+        flow_teacher=f"rife:{weights}", stage=stage,
+        # In the flow stage the frame term is on: it would train the features and synthesis if they were not left out.
+        losses=LossWeights(photometric=0 if stage == "full" else 1.0, perceptual=0, smoothness=0, teacher=1.0, teacher_mask=0.1),
     )
     trainer = Trainer(config)
     assert trainer.prepare_teacher() == len(trainer.train_data.teacher_indices()) > 0
@@ -164,10 +168,16 @@ def test_a_tiny_distillation_run_learns_the_teachers_flows(tmp_path: Path) -> No
         return float(distillation_loss(out.flow1, out.flow2, out.mask, batch["teacher"])[0])
 
     before = flow_error()
+    start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     for _ in range(60):
-        trainer.train_step(batch)
+        logged = trainer.train_step(batch)
     after = flow_error()
     assert before > 1.0 and after < 0.5 * before, (before, after)
+    if stage == "flow":
+        changed = {k.split(".")[0] for k, v in trainer.model.state_dict().items() if not torch.equal(v, start[k])}
+        assert changed == {"flow"}
+        assert trainer.discriminator is None and "adversarial" not in logged and "perceptual" not in logged
+        assert set(trainer.validate()) == {"val_psnr", "val_ssim", "val_blend_psnr"}
 
 
 def test_the_prior_free_model_is_pure_tensor_work(monkeypatch: pytest.MonkeyPatch) -> None:

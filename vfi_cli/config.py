@@ -29,6 +29,9 @@ DEFAULT_SEGMENT = 60  # seconds of output per segment of a long conversion (each
 RAY_LOCAL = "local"  # --ray without an address: a Ray instance started on this machine, on its cores
 BATCH_NAME = "{stem}_{fps}fps{suffix}"  # a batch's output names: clip.mp4 -> clip_60fps.mp4
 BATCH_NAME_FIELDS = ("stem", "ext", "suffix", "fps", "factor")  # what a batch's name pattern may use
+# full: the paper's objective (Eq. 7-8); flow: a warm-up of the flow U-Net alone on Ît (photometric,
+# smoothness, teacher), with neither synthesis nor discriminator, several times cheaper a step
+TRAIN_STAGES = ("full", "flow")
 ADVERSARIAL_MODES = ("none", "image", "instance")  # the paper's Ours-baseline / Ours-gan / Ours-roigan
 PROPOSAL_KINDS = ("motion", "maskrcnn")
 FEATURE_INITS = ("learned", "resnet18")
@@ -266,6 +269,7 @@ class TrainConfig:
     lr_decay: float = 0.1
     lr_decay_epochs: int = 10
     lr_floor: float = 1e-8
+    stage: str = "full"  # full: the paper's objective; flow: the flow U-Net alone, Ît against the truth and the teacher
     adversarial: str = "instance"
     proposals: str = "motion"
     num_rois: int = 16
@@ -305,6 +309,8 @@ class TrainConfig:
         if isinstance(self.losses, dict):
             self.losses = LossWeights(**self.losses)
         self.betas = tuple(self.betas)  # type: ignore[assignment]
+        if self.stage not in TRAIN_STAGES:
+            raise VfiError(f"--stage must be one of {', '.join(TRAIN_STAGES)}")
         if self.adversarial not in ADVERSARIAL_MODES:
             raise VfiError(f"--adversarial must be one of {', '.join(ADVERSARIAL_MODES)}")
         if self.proposals not in PROPOSAL_KINDS:

@@ -11,7 +11,7 @@ import click
 from vfi_cli import api
 from vfi_cli.cli.options import call, verbosity, weights_option
 from vfi_cli.cli.output import Output
-from vfi_cli.config import ADVERSARIAL_MODES, DATA_KINDS, FEATURE_INITS, FLOW_SCALES, PROPOSAL_KINDS, LossWeights, TrainConfig, default
+from vfi_cli.config import ADVERSARIAL_MODES, DATA_KINDS, FEATURE_INITS, FLOW_SCALES, PROPOSAL_KINDS, TRAIN_STAGES, LossWeights, TrainConfig, default
 from vfi_cli.errors import VfiError
 
 _SETTABLE = [f.name for f in dataclasses.fields(LossWeights) if f.name != "teacher"]  # --teacher-weight sets that one
@@ -36,6 +36,9 @@ def _d(name: str) -> Any:
 @click.option("--lr", type=float, help=f"Adam learning rate (default {_d('lr'):g}).")
 @click.option("--lr-decay", type=float, help=f"Factor applied every --lr-decay-epochs (default {_d('lr_decay')}).")
 @click.option("--lr-decay-epochs", type=click.IntRange(min=1), help=f"Default {_d('lr_decay_epochs')}.")
+@click.option("--stage", type=click.Choice(TRAIN_STAGES), help="full: the paper's objective (default); flow: the flow U-Net alone "
+              "on the warped frame Ît against the truth and the --teacher, no synthesis or discriminator (a fast warm-up; fine-tune with "
+              "--stage full --init-weights).")
 @click.option("--adversarial", type=click.Choice(ADVERSARIAL_MODES), help=f"Ours-baseline / Ours-gan / Ours-roigan (default {_d('adversarial')}).")
 @click.option("--proposals", type=click.Choice(PROPOSAL_KINDS), help=f"Where the RoIs come from (default {_d('proposals')}).")
 @click.option("--num-rois", type=click.IntRange(min=1), help=f"RoIs per image (default {_d('num_rois')}).")

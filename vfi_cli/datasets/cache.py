@@ -26,13 +26,21 @@ from vfi_cli.files import atomic_write
 
 log = logging.getLogger(__name__)
 FLAGS_VERSION = 2  # raise when the cut/still rule changes: cached clips then recompute their flags
+FINGERPRINT_BYTES = 1 << 20  # hashed at each end of a clip to name its cache folder
 STATIC_NOISE = 1.0  # mean absolute difference (0–255) below which a pair counts as still (compression noise)
 
 
 def _clip_cache_dir(cache_dir: Path, path: Path) -> Path:
-    stat = path.stat()
-    digest = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    return cache_dir / "clips" / f"{path.stem[:40]}-{digest}"
+    """The clip's folder, named by its content (size and the sha256 of its first and last MiB), not by
+    its path or modification time: a dataset that is copied, moved or re-provisioned keeps its
+    decoded frames and, above all, the teacher outputs keyed by this name (hours of compute)."""
+    size = path.stat().st_size
+    content = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as handle:
+        content.update(handle.read(FINGERPRINT_BYTES))
+        handle.seek(max(0, size - FINGERPRINT_BYTES))
+        content.update(handle.read(FINGERPRINT_BYTES))
+    return cache_dir / "clips" / f"{path.stem[:40]}-{content.hexdigest()[:16]}"
 
 
 def save_array(path: Path, array: np.ndarray) -> None:

@@ -76,6 +76,7 @@ class Interpolator(nn.Module):
         features2: torch.Tensor | None = None,
         flow_scale: float = 1.0,
         prior: FlowPrior | None = None,
+        refine: bool = True,
     ) -> InterpolatorOutput:
         """``flow_scale`` < 1 estimates the flows on frames shrunk by that factor more than the
         config's ``flow_downsample`` (as RIFE's --scale): large motions become small for the U-Net
@@ -83,15 +84,20 @@ class Interpolator(nn.Module):
         resolution.
 
         ``prior`` is the classical flow prior of a prior model as :meth:`flow_prior_of` computes
-        it; None computes it here. An exported graph takes it as inputs (DIS runs outside graphs)."""
+        it; None computes it here. An exported graph takes it as inputs (DIS runs outside graphs).
+
+        ``refine=False`` stops at Ît (``refined`` is then ``coarse``): the flow stage of training
+        teaches the flow U-Net alone and need not pay for the full-resolution features and synthesis."""
         factor = self.flow_shrink(flow_scale)
         self._check(image1, image2, t, factor)
+        flow1, flow2, mask = self._flow(image1, image2, t, factor, prior)
+        coarse = mask * backward_warp(image1, flow1) + (1 - mask) * backward_warp(image2, flow2)
+        if not refine:
+            return InterpolatorOutput(flow1=flow1, flow2=flow2, mask=mask, coarse=coarse, refined=coarse)
         if features1 is None:
             features1 = self.features(image1)
         if features2 is None:
             features2 = self.features(image2)
-        flow1, flow2, mask = self._flow(image1, image2, t, factor, prior)
-        coarse = mask * backward_warp(image1, flow1) + (1 - mask) * backward_warp(image2, flow2)
         warped_features = mask * backward_warp(features1, flow1) + (1 - mask) * backward_warp(features2, flow2)
         refined = self.synthesis(coarse, warped_features)
         return InterpolatorOutput(flow1=flow1, flow2=flow2, mask=mask, coarse=coarse, refined=refined)

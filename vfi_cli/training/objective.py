@@ -34,7 +34,7 @@ class NonFinite(Exception):
 class Objective:
     """The generator's loss terms and the discriminator's patches of one run (``config``)."""
 
-    def __init__(self, config: TrainConfig, perceptual: nn.Module) -> None:
+    def __init__(self, config: TrainConfig, perceptual: nn.Module | None) -> None:
         self.config = config
         self.perceptual = perceptual
 
@@ -42,13 +42,14 @@ class Objective:
         """The weighted generator terms of one batch at training step ``step`` (the teacher's weight decays with it)."""
         w = self.config.losses
         target = batch["target"]
-        losses = {
-            "photometric": w.photometric * (photometric_loss(out.coarse.float(), target) + photometric_loss(out.refined.float(), target)),
-            "perceptual": w.perceptual * (self.perceptual(out.coarse.float(), target) + self.perceptual(out.refined.float(), target)),
-            "smoothness": w.smoothness * smoothness_loss(out.flow1.float(), out.flow2.float(), out.mask.float()),
-        }
+        # The flow stage has no Ĩt (refined is Ît) and no perceptual term: its steps teach the flows alone.
+        outputs = [out.coarse.float()] if self.config.stage == "flow" else [out.coarse.float(), out.refined.float()]
+        losses = {"photometric": w.photometric * sum(photometric_loss(image, target) for image in outputs)}
+        if self.perceptual is not None:
+            losses["perceptual"] = w.perceptual * sum(self.perceptual(image, target) for image in outputs)
+        losses["smoothness"] = w.smoothness * smoothness_loss(out.flow1.float(), out.flow2.float(), out.mask.float())
         if w.mse > 0:
-            losses["mse"] = w.mse * (squared_error(out.coarse.float(), target) + squared_error(out.refined.float(), target))
+            losses["mse"] = w.mse * sum(squared_error(image, target) for image in outputs)
         if self.config.flow_teacher is not None:
             weight = decay(w.teacher, self.config.teacher_decay_steps, step)
             if weight > 0 and batch["teacher"].shape[1] == 5:  # DIS: flows and a confidence

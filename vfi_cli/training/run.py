@@ -49,7 +49,8 @@ def _run(run_dir: Path, resume: bool, export: Path | None, prepare_only: bool, p
     try:
         report.status(
             f"run {run_dir}: {len(trainer.train_data)} training triplets, {len(trainer.val_data or [])} held out; "
-            f"step {trainer.step}/{trainer.total_steps}; adversarial {config.adversarial}; perceptual loss {trainer.perceptual.source}"
+            f"step {trainer.step}/{trainer.total_steps}; "
+            + (f"adversarial {config.adversarial}; perceptual loss {config.perceptual_source}" if config.stage == "full" else "flow stage: the flow U-Net alone")
         )
         pending = len(trainer.train_data.teacher_indices()) if trainer.env.main else 0
         if pending:

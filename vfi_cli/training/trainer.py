@@ -80,9 +80,12 @@ class Trainer:
         if config.feature_init == "resnet18":
             path = Path(config.resnet18_weights) if config.resnet18_weights else None
             init_from_resnet18(model.features, load_resnet18_state(path, allow_download=config.allow_download))
+        if config.stage == "flow":  # the flow stage leaves the features and synthesis as they start
+            model.features.requires_grad_(False)
+            model.synthesis.requires_grad_(False)
         self.model = model.to(self.env.device)
         self.discriminator: nn.Module | None = None
-        if config.adversarial != "none":
+        if config.adversarial != "none" and config.stage == "full":
             self.discriminator = PatchDiscriminator(config.d_channels).to(self.env.device)
         self.optimizer_g = torch.optim.Adam(self.model.parameters(), lr=config.lr, betas=config.betas)
         self.optimizer_d = (
@@ -91,9 +94,11 @@ class Trainer:
             else None
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer_g, _lr_factor(config))
-        self.perceptual = PerceptualLoss(
-            Path(config.vgg_weights) if config.vgg_weights else None, allow_download=config.allow_download
-        ).to(self.env.device)
+        self.perceptual = (
+            PerceptualLoss(Path(config.vgg_weights) if config.vgg_weights else None, allow_download=config.allow_download).to(self.env.device)
+            if config.stage == "full"
+            else None
+        )
         self.objective = Objective(config, self.perceptual)
 
         cache = Path(config.cache_dir) if config.cache_dir else self.run.cache
@@ -127,7 +132,7 @@ class Trainer:
         self.model = wrap(self.model, self.env)
         if self.discriminator is not None:
             self.discriminator = wrap(self.discriminator, self.env)
-        config.perceptual_source = self.perceptual.source
+        config.perceptual_source = self.perceptual.source if self.perceptual is not None else "none (flow stage)"
         proposer = getattr(self.train_data, "proposer", None)
         config.proposal_source = proposer.source if proposer is not None else config.proposals
         if self.env.main:
@@ -187,7 +192,7 @@ class Trainer:
         batch = {k: ([x.to(device, non_blocking=True) for x in v] if isinstance(v, list) else v.to(device, non_blocking=True)) for k, v in batch.items()}
         self.model.train()
         with self._autocast():
-            out = self.model(batch["image1"], batch["image2"], batch["t"])
+            out = self.model(batch["image1"], batch["image2"], batch["t"], refine=self.config.stage == "full")
         losses = self.objective.generator_losses(out, batch, self.step)
         logged: dict[str, float] = {}
         if self.discriminator is not None:
@@ -299,7 +304,7 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Mean PSNR / SSIM of Ĩt (and of frame blending, for scale) on held-out triplets at t = 0.5."""
+        """Mean PSNR / SSIM of Ĩt (Ît in the flow stage; frame blending's for scale) on held-out triplets at t = 0.5."""
         model = unwrap(self.model)
         model.eval()
         assert self.val_data is not None
@@ -312,7 +317,7 @@ class Trainer:
             item = self.val_data[int(index)]
             image1, image2 = item["image1"][None].to(self.env.device), item["image2"][None].to(self.env.device)
             with self._autocast():
-                out = model(image1, image2, item["t"][None].to(self.env.device))
+                out = model(image1, image2, item["t"][None].to(self.env.device), refine=self.config.stage == "full")
             pred = _to_uint8(out.refined[0])
             truth = _to_uint8(item["target"])
             blend = _to_uint8((item["image1"] + item["image2"]) / 2)
@@ -333,7 +338,7 @@ class Trainer:
         device = self.env.device
         n = min(4, batch["image1"].shape[0])
         with self._autocast():
-            out = model(batch["image1"][:n].to(device), batch["image2"][:n].to(device), batch["t"][:n].to(device))
+            out = model(batch["image1"][:n].to(device), batch["image2"][:n].to(device), batch["t"][:n].to(device), refine=self.config.stage == "full")
         model.train()
         for i in range(n):
             refined = np.ascontiguousarray(_to_uint8(out.refined[i]))
