@@ -13,11 +13,13 @@ import pytest
 import torch
 
 from tests.conftest import smooth_texture
-from vfi_cli.backends import available_backends, create_backend, exported_graph
+from vfi_cli.backends import BACKENDS, auto_backend, available_backends, create_backend, exported_graph
 from vfi_cli.config import ModelConfig
 from vfi_cli.errors import VfiError
 from vfi_cli.model.export import ONNX_INPUTS, PRIOR_INPUTS, export_onnx, graph_inputs
+from vfi_cli.model.features import FeatureExtractor
 from vfi_cli.model.network import Interpolator
+from vfi_cli.model.synthesis import Synthesis
 
 CONFIG = ModelConfig(unet_channels=(8, 16, 16), feature_channels=4, synthesis_channels=4, flow_downsample=2)
 PRIOR_CONFIG = dataclasses.replace(CONFIG, flow_prior="dis")
@@ -159,7 +161,31 @@ def test_vfi_export_onnx_writes_a_graph_that_matches_eager(config: ModelConfig, 
     assert again.exit_code == 1 and "exists" in again.stderr
 
 
-def test_auto_is_torch_whatever_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert create_backend("auto", trained_like(), torch.device("cpu"), torch.float32).name == "torch"
+def test_auto_runs_openvino_on_the_cpu_when_installed_else_torch(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """auto: the fastest backend within tolerance (OpenVINO on the CPU), torch when it is missing, on
+    a GPU, in a precision it lacks, or when it fails on the model (with one warning)."""
+    model, cpu = trained_like(), torch.device("cpu")
+    if "openvino" in available_backends():
+        assert create_backend("auto", model, cpu, torch.float32, cache_dir=tmp_path).name == "openvino"
+    assert create_backend("auto", model, cpu, torch.float16, cache_dir=tmp_path).name == "torch"
+    assert auto_backend(torch.device("cuda"), model) == "torch"
+    from tests.test_tiling import GlobalShiftFlow
+
+    hand_written = Interpolator(GlobalShiftFlow(radius=3), FeatureExtractor(4, 3), Synthesis(4, 4, 3), stride=8)
+    assert auto_backend(cpu, hand_written) == "torch"  # a graph is as general as the modules traced: only vfi's own
+
+    def broken(*args: object, **kwargs: object) -> Path:
+        raise RuntimeError("an operator this runtime lacks\nmore detail")
+
+    monkeypatch.setattr("vfi_cli.backends.exported_graph", broken)
+    monkeypatch.setattr("vfi_cli.backends.available_backends", lambda: list(BACKENDS))
+    with caplog.at_level("WARNING", logger="vfi_cli.backends"):
+        assert create_backend("auto", model, cpu, torch.float32, cache_dir=tmp_path).name == "torch"
+    assert [r.getMessage() for r in caplog.records] == [
+        "the openvino backend cannot run this model (an operator this runtime lacks); running torch (--backend torch skips this try)"
+    ]
+    monkeypatch.undo()
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *args: None)
-    assert create_backend("auto", trained_like(), torch.device("cpu"), torch.float32).name == "torch"
+    assert create_backend("auto", model, cpu, torch.float32).name == "torch"

@@ -15,19 +15,23 @@ loaded network for the engine (:class:`~vfi_cli.engine.runner.FrameInterpolator`
 Both run a model with the classical DIS prior (the shipped one) too: the prior is computed on the
 CPU as eager PyTorch computes it and fed to the graph, which holds everything after it.
 
-``auto`` is ``torch``: in bf16 on a CPU with native bf16 it takes half of eager float32's time on
-the shipped model, within one 8-bit level. ``openvino`` is faster still (1.6× in bf16 at 1080p,
-on the prior-free and on the shipped model, see README, Speed) but stays a choice: its graph is
-traced, and a traced graph is only as general as the module traced (a test's hand-written flow
-module, whose sizes are Python numbers, came out fixed to its tracing size). Exported graphs are cached per weights
-(hash of the tensors) and flow scale under the user's cache folder, never inside the installed
-package; their height and width are dynamic, so one graph serves every frame size.
+``auto`` is the fastest installed backend that keeps the frame within one 8-bit level of eager
+float32: on the CPU ``openvino`` when it is installed (bf16 where the CPU computes it natively,
+0.28–0.36× of eager float32's time at 1080p, within 1 level; README, Speed), else ``torch``
+(0.50–0.58×); on a GPU ``torch``. ONNX Runtime (float32, 0.81–0.95×) is never faster than torch
+here, and ``torch.compile`` was measured and left out (0.69× of eager bf16 at 1080p but up to 2.7
+levels off it, and 34–53 s of compiling per process and frame size). If OpenVINO cannot run the
+model (an export or compile error), ``auto`` says so in one warning and runs ``torch``. Exported
+graphs are cached per weights (hash of the tensors) and flow scale under the user's cache folder,
+never inside the installed package; their height and width are dynamic, so one graph serves every
+frame size (OpenVINO compiles one in about 0.2 s per process).
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
 from pathlib import Path
 from typing import Protocol
@@ -35,8 +39,9 @@ from typing import Protocol
 import torch
 
 from vfi_cli.config import BACKENDS as BACKEND_CHOICES
-from vfi_cli.errors import VfiError
+from vfi_cli.errors import VfiError, first_line
 
+log = logging.getLogger(__name__)
 BACKENDS = tuple(name for name in BACKEND_CHOICES if name != "auto")
 _MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
 
@@ -72,7 +77,7 @@ def create_backend(
         VfiError: unknown name, a runtime that is not installed, or a device or precision it lacks.
     """
     if name == "auto":
-        name = "torch"
+        return _automatic(model, device, dtype, flow_scale, cache_dir)
     if name not in BACKENDS:
         raise VfiError(f"unknown backend {name!r} (use {', '.join(BACKEND_CHOICES)})")
     if name not in available_backends():
@@ -91,6 +96,37 @@ def create_backend(
     from vfi_cli.backends.runtimes import OpenVinoBackend
 
     return OpenVinoBackend(graph, dtype, model, flow_scale)
+
+
+def auto_backend(device: torch.device, model: torch.nn.Module) -> str:
+    """What ``auto`` runs ``model`` with on ``device``: OpenVINO on the CPU when it is installed and
+    the model is built of vfi's own modules, else torch.
+
+    A graph is traced, so it is only as general as the modules traced: vfi's are tested to export
+    with a dynamic height and width, while a module that computes with Python numbers comes out
+    fixed to the size it was traced at (a test's hand-written flow module did, and gave wrong
+    frames at another size), so any other module runs eagerly unless asked for by name."""
+    from vfi_cli.model.features import FeatureExtractor
+    from vfi_cli.model.flow import FlowUNet
+    from vfi_cli.model.network import Interpolator
+    from vfi_cli.model.synthesis import Synthesis
+
+    own = (
+        type(model) is Interpolator and type(model.flow) is FlowUNet and type(model.features) is FeatureExtractor
+        and type(model.synthesis) is Synthesis
+    )
+    return "openvino" if own and device.type == "cpu" and "openvino" in available_backends() else "torch"
+
+
+def _automatic(model: torch.nn.Module, device: torch.device, dtype: torch.dtype, flow_scale: float, cache_dir: Path | None) -> Backend:
+    name = auto_backend(device, model)
+    if name == "torch" or dtype not in (torch.float32, torch.bfloat16):
+        return create_backend("torch", model, device, dtype, flow_scale, cache_dir)
+    try:
+        return create_backend(name, model, device, dtype, flow_scale, cache_dir)
+    except Exception as exc:  # noqa: BLE001 - any failure of an optional runtime falls back to eager PyTorch
+        log.warning("the %s backend cannot run this model (%s); running torch (--backend torch skips this try)", name, first_line(exc))
+        return create_backend("torch", model, device, dtype, flow_scale, cache_dir)
 
 
 def cache_root() -> Path:

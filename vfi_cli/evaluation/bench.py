@@ -67,7 +67,6 @@ def benchmark(
         "device": str(model.device),
         "device_name": device_name(model.device),
         "dtype": str(model.dtype).removeprefix("torch."),
-        "backend": engine.backend,
         "batch_size": engine.batch_size,
         "threads": torch.get_num_threads(),
         "weights": weights_text,
@@ -116,6 +115,7 @@ def time_model(
     else:
         memory, memory_kind = _peak_rss(), "process peak RSS"
     return {
+        "backend": interpolator.backend.name,  # what ran: "auto" resolved
         "warmup": warmup,
         "iterations": iterations,
         "ms_per_frame": {"median": 1000 * median, "min": 1000 * min(seconds), "max": 1000 * max(seconds)},

@@ -132,12 +132,14 @@ def evaluate_source(
     methods: dict[str, Method] = {}
     model_info: dict[str, Any] = {}
     if options.use_model:
+        from vfi_cli.backends import auto_backend
         from vfi_cli.backends.eager import load_model
 
         model = load_model(weights, engine)
         methods["ours"] = model_method(model.network, model.device, model.dtype, engine.backend)
         model_info = {"weights": str(model.weights), "sha256": model.card.get("sha256"),
-                      "device": str(model.device), "dtype": str(model.dtype).removeprefix("torch."), "backend": engine.backend}
+                      "device": str(model.device), "dtype": str(model.dtype).removeprefix("torch."),
+                      "backend": auto_backend(model.device, model.network) if engine.backend == "auto" else engine.backend}
         progress.status(f"model: {model_info['weights']} on {model_info['device']} ({model_info['dtype']})")
     methods.update({name: BASELINES[name] for name in options.compare})
     progress.status(f"{source.path}: {source.kind}, {source.planned} triplet(s)"
