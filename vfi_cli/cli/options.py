@@ -134,7 +134,8 @@ def engine_options(defaults: EngineOptions, *, memory: bool = True, all_backends
         click.option("--device", default=defaults.device, show_default=True, help=f"auto, cpu, cuda, cuda:N or mps (an Apple GPU){several}."),
         click.option("--precision", type=click.Choice(PRECISIONS), help="Default: fp16 on CUDA; on the CPU bf16 where it is native (AMX, AVX-512 BF16), else fp32."),
         click.option("--backend", type=click.Choice(backends), default=defaults.backend, show_default=True,
-                     help="How the network runs: PyTorch, or the optional ONNX Runtime / OpenVINO extras (CPU)"
+                     help="How the network runs: PyTorch, or the optional ONNX Runtime / OpenVINO extras (CPU); auto: "
+                     "OpenVINO on the CPU when installed, else PyTorch"
                      + ("; all: time each installed one." if all_backends else ".")),
         click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for the model (default: PyTorch's choice)."),
     ]
