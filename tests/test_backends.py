@@ -23,6 +23,7 @@ from vfi_cli.model.synthesis import Synthesis
 
 CONFIG = ModelConfig(unet_channels=(8, 16, 16), feature_channels=4, synthesis_channels=4, flow_downsample=2)
 PRIOR_CONFIG = dataclasses.replace(CONFIG, flow_prior="dis")
+COARSE_CONFIG = dataclasses.replace(CONFIG, flow_prior="coarse")  # coarse to fine: the prior is computed inside the graph
 MAX_LEVEL_ERROR = 1 / 255  # the issue's tolerance: within one 8-bit level of eager float32 ...
 MIN_PSNR = 50.0  # ... or at least 50 dB against it
 
@@ -59,7 +60,7 @@ def eager(model: Interpolator, image1: torch.Tensor, image2: torch.Tensor, t: to
     return out.refined
 
 
-@pytest.mark.parametrize("config", [CONFIG, PRIOR_CONFIG], ids=["prior-free", "dis-prior"])
+@pytest.mark.parametrize("config", [CONFIG, PRIOR_CONFIG, COARSE_CONFIG], ids=["prior-free", "dis-prior", "coarse-to-fine"])
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_exported_runtimes_match_eager_at_any_size(backend: str, config: ModelConfig, tmp_path: Path) -> None:
     if backend not in available_backends():
@@ -67,7 +68,7 @@ def test_exported_runtimes_match_eager_at_any_size(backend: str, config: ModelCo
     model = trained_like(config)
     runner = create_backend(backend, model, torch.device("cpu"), torch.float32, cache_dir=tmp_path)
     for height, width in ((32, 48), (64, 96)):  # one graph, two sizes: height and width are dynamic
-        image1, image2, t = pair(height, width, shift=(2, 3) if config.flow_prior == "none" else (4, 6))
+        image1, image2, t = pair(height, width, shift=(4, 6) if config.flow_prior == "dis" else (2, 3))
         assert runner.features(image1) is None
         out = runner.refine(image1, image2, t)
         assert out.shape == (2, 3, height, width) and (out - eager(model, image1, image2, t)).abs().max() < 1e-4
@@ -132,7 +133,7 @@ def test_unknown_and_missing_runtimes_are_named(monkeypatch: pytest.MonkeyPatch)
         create_backend("openvino", trained_like(), torch.device("cpu"), torch.float32)
 
 
-@pytest.mark.parametrize("config", [CONFIG, PRIOR_CONFIG], ids=["prior-free", "dis-prior"])
+@pytest.mark.parametrize("config", [CONFIG, PRIOR_CONFIG, COARSE_CONFIG], ids=["prior-free", "dis-prior", "coarse-to-fine"])
 def test_vfi_export_onnx_writes_a_graph_that_matches_eager(config: ModelConfig, tmp_path: Path) -> None:
     """vfi export --onnx OUT.onnx --weights W: the graph, run in ONNX Runtime at a size it was not
     traced at on the inputs :func:`graph_inputs` gives (a prior model's prior among them), gives
@@ -148,7 +149,7 @@ def test_vfi_export_onnx_writes_a_graph_that_matches_eager(config: ModelConfig, 
     weights = tmp_path / "student.safetensors"
     save_weights(model, config, weights)
     graph = tmp_path / "student.onnx"
-    scale = 1.0 if config.flow_prior == "none" else 0.5
+    scale = 0.5 if config.flow_prior == "dis" else 1.0
     result = CliRunner().invoke(main, ["export", "--onnx", str(graph), "--weights", str(weights), "--scale", f"{scale:g}"])
     assert result.exit_code == 0, result.output
     session = onnxruntime.InferenceSession(str(graph), providers=["CPUExecutionProvider"])

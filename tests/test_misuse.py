@@ -552,7 +552,8 @@ def test_export_metrics_file_is_checked_before_the_work(tmp_path: Path, content:
 
 def test_model_config_bounds_and_parameter_count() -> None:
     for config in (ModelConfig(), TINY_CONFIG, ModelConfig(unet_channels=(8, 12, 20, 4), feature_channels=5, feature_kernel=3,
-                                                          synthesis_channels=6, synthesis_kernel=5, flow_prior="dis")):
+                                                          synthesis_channels=6, synthesis_kernel=5, flow_prior="dis"),
+                   ModelConfig(unet_channels=(8, 12, 20), feature_channels=5, synthesis_channels=6, flow_prior="coarse")):
         assert config.parameter_count() == sum(p.numel() for p in Interpolator.from_config(config).parameters())
     with pytest.raises(ValueError, match="levels"):
         ModelConfig(unet_channels=(8,) * 9)

@@ -180,10 +180,12 @@ def test_a_tiny_distillation_run_learns_the_teachers_flows(tmp_path: Path, stage
         assert set(trainer.validate()) == {"val_psnr", "val_ssim", "val_blend_psnr"}
 
 
-def test_the_prior_free_model_is_pure_tensor_work(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("flow_prior", ["none", "coarse"])
+def test_the_prior_free_model_is_pure_tensor_work(monkeypatch: pytest.MonkeyPatch, flow_prior: str) -> None:
     """No numpy, OpenCV or host round trip in the forward pass: it runs on the meta device (where
-    any copy to the host fails) and with numpy's array constructors patched to fail."""
-    config = ModelConfig(unet_channels=(8, 16, 16), feature_channels=4, synthesis_channels=4, flow_downsample=4)
+    any copy to the host fails) and with numpy's array constructors patched to fail; the
+    coarse-to-fine model's prior is a network too."""
+    config = ModelConfig(unet_channels=(8, 16, 16), feature_channels=4, synthesis_channels=4, flow_downsample=4, flow_prior=flow_prior)
     with torch.device("meta"):
         model = Interpolator.from_config(config)
         image = torch.rand(2, 3, 64, 128)
@@ -222,6 +224,38 @@ def test_flow_downsample_estimates_flow_on_shrunk_frames() -> None:
     assert torch.allclose(out.coarse, 0.5 * backward_warp(image, out.flow1) + 0.5 * backward_warp(image, out.flow2))
     with pytest.raises(ValueError, match="multiple of 8"):
         model(image[..., :28, :], image[..., :28, :], torch.tensor([0.5]))
+
+
+def test_coarse_to_fine_hands_the_coarse_flows_to_the_fine_u_net() -> None:
+    """flow_prior "coarse": the coarse U-Net sees the fine one's frames shrunk twice more; its flows
+    reach the fine U-Net in the fine one's pixels, with the frames warped by them, and a fine U-Net
+    at its zero start returns them unchanged (so a coarse-to-fine model can start from a trained
+    single U-Net as its coarse one)."""
+    seen: list[tuple[int, ...]] = []
+
+    class ConstantFlow(torch.nn.Module):
+        def forward(self, image1, image2, t, prior=None):  # type: ignore[no-untyped-def]
+            seen.append(tuple(image1.shape))
+            flow = torch.ones(image1.shape[0], 2, *image1.shape[-2:])
+            return flow, -flow, torch.full((image1.shape[0], 1, *image1.shape[-2:]), 0.25)
+
+    config = ModelConfig(unet_channels=(8, 16), feature_channels=4, synthesis_channels=4, flow_downsample=2, flow_prior="coarse")
+    model = Interpolator.from_config(config)
+    model.coarse_flow = ConstantFlow()
+    assert model.multiple() == 8 and model.multiple(0.5) == 16
+    torch.manual_seed(0)
+    image1, image2 = torch.rand(1, 3, 32, 48), torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        out = model(image1, image2, torch.tensor([0.5]))
+    assert seen == [(1, 3, 8, 12)]  # 2 (flow_downsample) x 2 (coarse) smaller
+    # 1 px of the coarse grid is 2 px of the fine U-Net's and 4 px of the full frame's.
+    assert torch.allclose(out.flow1, torch.full_like(out.flow1, 4.0)) and torch.allclose(out.flow2, torch.full_like(out.flow2, -4.0))
+    assert torch.allclose(out.mask, torch.full_like(out.mask, 0.25), atol=1e-3)
+    model.flow.head.weight.data.normal_(std=0.1)  # a trained fine U-Net corrects the coarse flows
+    with torch.no_grad():
+        assert not torch.allclose(model(image1, image2, torch.tensor([0.5])).flow1, out.flow1)
+    with pytest.raises(ValueError, match="only with it"):
+        Interpolator(model.flow, model.features, model.synthesis, stride=2, flow_prior="dis", coarse_flow=ConstantFlow())
 
 
 def test_rife_teacher_teaches_only_the_middle_time(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-FLOW_PRIORS = ("none", "dis")
+FLOW_PRIORS = ("none", "dis", "coarse")
+COARSE_SHRINK = 2  # the coarse U-Net (flow_prior "coarse") sees the U-Net's frames shrunk this many times more
 
 # Bounds on what a config may describe (the default network: 6 levels, 256 channels at most, 4.8M parameters).
 MAX_LEVELS = 8
@@ -32,6 +33,22 @@ def _check_int(name: str, value: Any, low: int, high: int) -> None:
         raise ValueError(f"{name} must be from {low} to {high}, got {value}")
 
 
+def _conv(inputs: int, outputs: int, kernel: int) -> int:
+    return inputs * outputs * kernel * kernel + outputs
+
+
+def _unet_parameters(widths: tuple[int, ...], inputs: int) -> int:
+    """A flow U-Net's parameters (:class:`~vfi_cli.model.flow.FlowUNet`): two 3×3 convolutions per
+    level down and up, and a 5-channel head."""
+    total = 0
+    for width in widths:
+        total += _conv(inputs, width, 3) + _conv(width, width, 3)
+        inputs = width
+    for level in range(len(widths) - 1):
+        total += _conv(widths[level + 1] + widths[level], widths[level], 3) + _conv(widths[level], widths[level], 3)
+    return total + _conv(widths[0], 5, 3)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Shape of the interpolation network (paper §3.1–3.2).
@@ -39,7 +56,11 @@ class ModelConfig:
     ``unet_channels`` lists the width of each U-Net level, finest first; each level after the
     first halves the resolution, so inputs must be padded to ``stride`` = 2**(levels-1).
     ``flow_prior`` "dis" feeds the U-Net a classical DIS optical-flow estimate to correct
-    (:mod:`vfi_cli.model.prior`, an addition to the paper); "none" is the paper's network.
+    (:mod:`vfi_cli.model.prior`, an addition to the paper); "coarse" a learned one: a second U-Net
+    of the same widths estimates the flows on frames shrunk twice more, and the U-Net corrects them
+    after warping the frames by them, coarse to fine as RIFE and PWC-Net estimate flow (a plain
+    U-Net regresses large motions short: distilled from RIFE it predicted a half to a third of the
+    teacher's flow on moving footage); "none" is the paper's network.
     ``flow_downsample`` n runs the U-Net on frames shrunk n times and upsamples its flows and mask
     (as RIFE estimates flow coarse): the U-Net's cost falls by n², warping and synthesis stay at
     full resolution. The paper's network is n = 1.
@@ -79,26 +100,22 @@ class ModelConfig:
 
     def parameter_count(self) -> int:
         """The network's parameter count, from the config alone (nothing is built)."""
-
-        def conv(inputs: int, outputs: int, kernel: int) -> int:
-            return inputs * outputs * kernel * kernel + outputs
-
-        widths = self.unet_channels
-        total, inputs = 0, 7 + (11 if self.flow_prior != "none" else 0)  # see FlowUNet
-        for width in widths:
-            total += conv(inputs, width, 3) + conv(width, width, 3)
-            inputs = width
-        for level in range(len(widths) - 1):
-            total += conv(widths[level + 1] + widths[level], widths[level], 3) + conv(widths[level], widths[level], 3)
-        total += conv(widths[0], 5, 3)
-        total += conv(3, self.feature_channels, self.feature_kernel)
+        total = _unet_parameters(self.unet_channels, 7 + (11 if self.flow_prior != "none" else 0))  # see FlowUNet
+        if self.flow_prior == "coarse":
+            total += _unet_parameters(self.unet_channels, 7)
         k, s = self.synthesis_kernel, self.synthesis_channels
-        return total + conv(3 + self.feature_channels, s, k) + conv(s, s, k) + conv(s, 3, k)
+        total += _conv(3, self.feature_channels, self.feature_kernel)
+        return total + _conv(3 + self.feature_channels, s, k) + _conv(s, s, k) + _conv(s, 3, k)
 
     @property
     def stride(self) -> int:
-        """The factor both image sides must be a multiple of."""
+        """The factor the U-Net's frame sides must be a multiple of."""
         return 2 ** (len(self.unet_channels) - 1)
+
+    @property
+    def multiple(self) -> int:
+        """The factor full frame sides must be a multiple of (at flow scale 1)."""
+        return self.stride * self.flow_downsample * (COARSE_SHRINK if self.flow_prior == "coarse" else 1)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -327,8 +327,8 @@ class TrainConfig:
             model = ModelConfig.from_dict(self.model)
         except ValueError as exc:
             raise VfiError(f"the run's model config: {exc}") from None
-        if self.crop % (model.stride * model.flow_downsample):
-            raise VfiError(f"--crop {self.crop} must be a multiple of the network's stride {model.stride * model.flow_downsample}")
+        if self.crop % model.multiple:
+            raise VfiError(f"--crop {self.crop} must be a multiple of the network's stride {model.multiple}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -49,7 +49,7 @@ class _RefinedFrame(nn.Module):
 
 def input_names(model: Interpolator) -> tuple[str, ...]:
     """The inputs of ``model``'s graph, in order."""
-    return ONNX_INPUTS + (PRIOR_INPUTS if model.flow_prior != "none" else ())
+    return ONNX_INPUTS + (PRIOR_INPUTS if model.flow_prior == "dis" else ())
 
 
 def graph_inputs(
@@ -79,7 +79,7 @@ def export_onnx(model: Interpolator, path: Path, *, flow_scale: float = 1.0, ops
     side = model.multiple(flow_scale) * 2
     names = input_names(model)
     sample = (torch.rand(1, 3, side, side), torch.rand(1, 3, side, side), torch.tensor([0.5]))
-    if model.flow_prior != "none":  # a still prior: the graph does not depend on its values, and DIS needs 12 pixels or more
+    if model.flow_prior == "dis":  # a still prior: the graph does not depend on its values, and DIS needs 12 pixels or more
         small = side // model.flow_shrink(flow_scale)
         sample += (torch.zeros(1, 2, small, small), torch.zeros(1, 2, small, small), torch.full((1, 1, small, small), 0.5))
     axes = {name: {0: "batch", 2: "height", 3: "width"} for name in ("image1", "image2", ONNX_OUTPUT)}

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from vfi_cli.architecture import COARSE_SHRINK
 from vfi_cli.config import ModelConfig
 from vfi_cli.model.features import FeatureExtractor
 from vfi_cli.model.flow import FlowUNet
@@ -36,10 +37,14 @@ class Interpolator(nn.Module):
     """
 
     def __init__(
-        self, flow: nn.Module, features: nn.Module, synthesis: nn.Module, stride: int, flow_prior: str = "none", flow_downsample: int = 1
+        self, flow: nn.Module, features: nn.Module, synthesis: nn.Module, stride: int, flow_prior: str = "none", flow_downsample: int = 1,
+        coarse_flow: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        if (coarse_flow is not None) != (flow_prior == "coarse"):
+            raise ValueError('a coarse flow module goes with flow_prior "coarse", and only with it')
         self.flow_downsample = flow_downsample
+        self.coarse_flow = coarse_flow
         self.flow = flow
         self.features = features
         self.synthesis = synthesis
@@ -55,13 +60,15 @@ class Interpolator(nn.Module):
             stride=config.stride,
             flow_prior=config.flow_prior,
             flow_downsample=config.flow_downsample,
+            coarse_flow=FlowUNet(config.unet_channels) if config.flow_prior == "coarse" else None,
         )
 
     def multiple(self, flow_scale: float = 1.0) -> int:
         """The factor both image sides must be a multiple of: the U-Net sees frames shrunk n times
         (n = the config's ``flow_downsample`` over ``flow_scale``), which must themselves be
-        multiples of ``stride``, so the full ones of n·stride."""
-        return self.stride * self.flow_shrink(flow_scale)
+        multiples of ``stride``, so the full ones of n·stride (2n·stride with a coarse U-Net, whose
+        frames are shrunk twice more)."""
+        return self.stride * self.flow_shrink(flow_scale) * (COARSE_SHRINK if self.coarse_flow is not None else 1)
 
     def flow_shrink(self, flow_scale: float = 1.0) -> int:
         """How many times smaller than the input the U-Net's frames are at ``flow_scale``."""
@@ -89,7 +96,7 @@ class Interpolator(nn.Module):
         ``refine=False`` stops at Ît (``refined`` is then ``coarse``): the flow stage of training
         teaches the flow U-Net alone and need not pay for the full-resolution features and synthesis."""
         factor = self.flow_shrink(flow_scale)
-        self._check(image1, image2, t, factor)
+        self._check(image1, image2, t, self.multiple(flow_scale))
         flow1, flow2, mask = self._flow(image1, image2, t, factor, prior)
         coarse = mask * backward_warp(image1, flow1) + (1 - mask) * backward_warp(image2, flow2)
         if not refine:
@@ -104,8 +111,9 @@ class Interpolator(nn.Module):
 
     def flow_prior_of(self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor, flow_scale: float = 1.0) -> FlowPrior | None:
         """The classical prior the forward pass at ``flow_scale`` computes (DIS, on the CPU, on the
-        frames shrunk to the U-Net's resolution), or None for a prior-free model."""
-        if self.flow_prior == "none":
+        frames shrunk to the U-Net's resolution), or None for a model without one (a coarse U-Net's
+        prior is computed inside the forward pass, and inside an exported graph)."""
+        if self.flow_prior != "dis":
             return None
         factor = self.flow_shrink(flow_scale)
         return dis_prior(shrink(image1, factor), shrink(image2, factor), t)
@@ -114,7 +122,7 @@ class Interpolator(nn.Module):
         self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor, factor: int, prior: FlowPrior | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Flows and mask at full resolution, estimated on frames shrunk ``factor`` times (the
-        classical prior too, when the config asks for one and none is given).
+        classical or coarse prior too, when the config asks for one and none is given).
 
         Area averaging and bilinear upsampling with align_corners=False agree on where a coarse
         pixel's centre lies, so a constant flow comes back exactly; flows are upsampled in float32
@@ -123,24 +131,32 @@ class Interpolator(nn.Module):
         image1, image2 = shrink(image1, factor), shrink(image2, factor)
         if prior is None and self.flow_prior == "dis":
             prior = dis_prior(image1, image2, t)
+        elif prior is None and self.coarse_flow is not None:
+            coarse = self.coarse_flow(shrink(image1, COARSE_SHRINK), shrink(image2, COARSE_SHRINK), t)
+            prior = FlowPrior(*upsample_flows(*coarse, COARSE_SHRINK))
         flow1, flow2, mask = self.flow(image1, image2, t, prior)
-        if factor == 1:
-            return flow1, flow2, mask
+        return upsample_flows(flow1, flow2, mask, factor)
 
-        def upsample(x: torch.Tensor) -> torch.Tensor:
-            return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
-
-        return upsample(flow1.float()) * factor, upsample(flow2.float()) * factor, upsample(mask)
-
-    def _check(self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor, factor: int) -> None:
+    def _check(self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor, multiple: int) -> None:
         if image1.dim() != 4 or image1.shape[1] != 3 or image1.shape != image2.shape:
             raise ValueError(f"expected two [B,3,H,W] images of one shape, got {tuple(image1.shape)} and {tuple(image2.shape)}")
         height, width = image1.shape[-2:]
-        multiple = self.stride * factor
         if height % multiple or width % multiple:
             raise ValueError(f"image size {height}x{width} is not a multiple of {multiple}; pad it first")
         if t.shape != (image1.shape[0],):
             raise ValueError(f"expected t of shape ({image1.shape[0]},), got {tuple(t.shape)}")
+
+
+def upsample_flows(flow1: torch.Tensor, flow2: torch.Tensor, mask: torch.Tensor, factor: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Flows and mask of frames shrunk ``factor`` times, at full size: bilinear, flows in float32
+    and multiplied by ``factor`` (a coarse pixel spans ``factor`` full ones)."""
+    if factor == 1:
+        return flow1, flow2, mask
+
+    def upsample(x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+
+    return upsample(flow1.float()) * factor, upsample(flow2.float()) * factor, upsample(mask)
 
 
 def shrink(image: torch.Tensor, factor: int) -> torch.Tensor:

@@ -44,8 +44,10 @@ def deviations(train_config: dict[str, Any]) -> list[str]:
         found.append(f"flow teacher: the flow module was also taught {source}'s flows and mask where they rebuild the true frame "
                      "(distillation, not in the paper); the teacher is not part of the model")
     model = train_config.get("model", {})
-    if model.get("flow_prior", "none") != "none":
+    if model.get("flow_prior", "none") == "dis":
         found.append(f"flow prior: the U-Net corrects a classical {model['flow_prior']} optical flow computed at inference")
+    elif model.get("flow_prior", "none") == "coarse":
+        found.append("flow prior: a second U-Net estimates the flows on frames shrunk twice more, and the U-Net corrects them (coarse to fine)")
     if model.get("flow_downsample", 1) > 1:
         found.append(f"flow at 1/{model['flow_downsample']} resolution: the U-Net runs on shrunk frames, its flows are upsampled")
     if str(train_config.get("perceptual_source", "")).startswith("offline"):
