@@ -50,6 +50,21 @@ def ramp_estimator_state() -> dict[str, torch.Tensor]:
     return saved
 
 
+class ConstantFlow(torch.nn.Module):
+    """A stand-in flow module: flows of (1, 1) and (−1, −1) pixels and a constant mask, whatever it
+    sees; it records the size of the frames it was given."""
+
+    def __init__(self, mask: float) -> None:
+        super().__init__()
+        self.mask = mask
+        self.seen: list[tuple[int, ...]] = []
+
+    def forward(self, image1, image2, t, prior=None):  # type: ignore[no-untyped-def]
+        self.seen.append(tuple(image1.shape))
+        flow = torch.ones(image1.shape[0], 2, *image1.shape[-2:])
+        return flow, -flow, torch.full((image1.shape[0], 1, *image1.shape[-2:]), self.mask)
+
+
 def ramp_frames(shift: float, height: int = 64, width: int = 192) -> list[np.ndarray]:
     """First, middle and last frame of a horizontal ramp moving right by ``shift`` pixels in all."""
     xs = np.arange(width, dtype=np.float64)
@@ -206,20 +221,13 @@ def test_the_prior_free_model_is_pure_tensor_work(monkeypatch: pytest.MonkeyPatc
 
 def test_flow_downsample_estimates_flow_on_shrunk_frames() -> None:
     """flow_downsample n: the U-Net sees frames n times smaller and its flows come back in full-size pixels."""
-    seen: list[tuple[int, ...]] = []
-
-    class ConstantFlow(torch.nn.Module):
-        def forward(self, image1, image2, t, prior=None):  # type: ignore[no-untyped-def]
-            seen.append(tuple(image1.shape))
-            flow = torch.ones(image1.shape[0], 2, *image1.shape[-2:])
-            return flow, -flow, torch.full((image1.shape[0], 1, *image1.shape[-2:]), 0.5)
-
     base = Interpolator.from_config(ModelConfig(unet_channels=(8, 16), feature_channels=4, synthesis_channels=4, flow_downsample=4))
-    model = Interpolator(ConstantFlow(), base.features, base.synthesis, stride=2, flow_downsample=4)
+    flow = ConstantFlow(0.5)
+    model = Interpolator(flow, base.features, base.synthesis, stride=2, flow_downsample=4)
     assert model.multiple() == 8 and model.multiple(0.5) == 16
     image = torch.rand(1, 3, 32, 48)
     out = model(image, image, torch.tensor([0.5]))
-    assert seen == [(1, 3, 8, 12)]
+    assert flow.seen == [(1, 3, 8, 12)]
     assert torch.allclose(out.flow1, torch.full_like(out.flow1, 4.0)) and torch.allclose(out.flow2, torch.full_like(out.flow2, -4.0))
     assert torch.allclose(out.coarse, 0.5 * backward_warp(image, out.flow1) + 0.5 * backward_warp(image, out.flow2))
     with pytest.raises(ValueError, match="multiple of 8"):
@@ -231,23 +239,15 @@ def test_coarse_to_fine_hands_the_coarse_flows_to_the_fine_u_net() -> None:
     reach the fine U-Net in the fine one's pixels, with the frames warped by them, and a fine U-Net
     at its zero start returns them unchanged (so a coarse-to-fine model can start from a trained
     single U-Net as its coarse one)."""
-    seen: list[tuple[int, ...]] = []
-
-    class ConstantFlow(torch.nn.Module):
-        def forward(self, image1, image2, t, prior=None):  # type: ignore[no-untyped-def]
-            seen.append(tuple(image1.shape))
-            flow = torch.ones(image1.shape[0], 2, *image1.shape[-2:])
-            return flow, -flow, torch.full((image1.shape[0], 1, *image1.shape[-2:]), 0.25)
-
     config = ModelConfig(unet_channels=(8, 16), feature_channels=4, synthesis_channels=4, flow_downsample=2, flow_prior="coarse")
     model = Interpolator.from_config(config)
-    model.coarse_flow = ConstantFlow()
+    coarse = model.coarse_flow = ConstantFlow(0.25)
     assert model.multiple() == 8 and model.multiple(0.5) == 16
     torch.manual_seed(0)
     image1, image2 = torch.rand(1, 3, 32, 48), torch.rand(1, 3, 32, 48)
     with torch.no_grad():
         out = model(image1, image2, torch.tensor([0.5]))
-    assert seen == [(1, 3, 8, 12)]  # 2 (flow_downsample) x 2 (coarse) smaller
+    assert coarse.seen == [(1, 3, 8, 12)]  # 2 (flow_downsample) x 2 (coarse) smaller
     # 1 px of the coarse grid is 2 px of the fine U-Net's and 4 px of the full frame's.
     assert torch.allclose(out.flow1, torch.full_like(out.flow1, 4.0)) and torch.allclose(out.flow2, torch.full_like(out.flow2, -4.0))
     assert torch.allclose(out.mask, torch.full_like(out.mask, 0.25), atol=1e-3)
@@ -255,7 +255,7 @@ def test_coarse_to_fine_hands_the_coarse_flows_to_the_fine_u_net() -> None:
     with torch.no_grad():
         assert not torch.allclose(model(image1, image2, torch.tensor([0.5])).flow1, out.flow1)
     with pytest.raises(ValueError, match="only with it"):
-        Interpolator(model.flow, model.features, model.synthesis, stride=2, flow_prior="dis", coarse_flow=ConstantFlow())
+        Interpolator(model.flow, model.features, model.synthesis, stride=2, flow_prior="dis", coarse_flow=ConstantFlow(0.5))
 
 
 def test_rife_teacher_teaches_only_the_middle_time(tmp_path: Path) -> None:
