@@ -176,6 +176,11 @@ def test_auto_runs_openvino_on_the_cpu_when_installed_else_torch(
 
     hand_written = Interpolator(GlobalShiftFlow(radius=3), FeatureExtractor(4, 3), Synthesis(4, 4, 3), stride=8)
     assert auto_backend(cpu, hand_written) == "torch"  # a graph is as general as the modules traced: only vfi's own
+    coarse = trained_like(COARSE_CONFIG)
+    expected = "openvino" if "openvino" in available_backends() else "torch"
+    assert auto_backend(cpu, coarse) == expected
+    coarse.coarse_flow = GlobalShiftFlow(radius=3)
+    assert auto_backend(cpu, coarse) == "torch"
 
     def broken(*args: object, **kwargs: object) -> Path:
         raise RuntimeError("an operator this runtime lacks\nmore detail")

@@ -279,6 +279,8 @@ def test_the_card_records_the_teacher_as_a_deviation_from_the_paper() -> None:
     assert any("RIFE HDv3" in line and "teacher" in line for line in found)
     assert any("1/2 resolution" in line for line in found) and any("Laplacian" in line for line in found)
     assert deviations({"model": {}}) == []
+    staged = deviations({"stage": "flow", "model": {"flow_prior": "coarse"}})
+    assert any("flow stage" in line for line in staged) and any("coarse to fine" in line for line in staged)
 
 
 def test_a_vfi_weights_file_teaches_its_own_flows_at_any_time(tmp_path: Path) -> None:

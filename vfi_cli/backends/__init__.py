@@ -18,7 +18,7 @@ CPU as eager PyTorch computes it and fed to the graph, which holds everything af
 ``auto`` is the fastest installed backend that keeps the frame within one 8-bit level of eager
 float32: on the CPU ``openvino`` when it is installed (bf16 where the CPU computes it natively,
 0.28–0.36× of eager float32's time at 1080p, within 1 level; README, Speed), else ``torch``
-(0.50–0.58×); on a GPU ``torch``. ONNX Runtime (float32, 0.81–0.95×) is never faster than torch
+(0.46–0.58×); on a GPU ``torch``. ONNX Runtime (float32, 0.81–0.95×) is never faster than torch
 here, and ``torch.compile`` was measured and left out (0.69× of eager bf16 at 1080p but up to 2.7
 levels off it, and 34–53 s of compiling per process and frame size). If OpenVINO cannot run the
 model (an export or compile error), ``auto`` says so in one warning and runs ``torch``. Exported
@@ -113,7 +113,7 @@ def auto_backend(device: torch.device, model: torch.nn.Module) -> str:
 
     own = (
         type(model) is Interpolator and type(model.flow) is FlowUNet and type(model.features) is FeatureExtractor
-        and type(model.synthesis) is Synthesis
+        and type(model.synthesis) is Synthesis and (model.coarse_flow is None or type(model.coarse_flow) is FlowUNet)
     )
     return "openvino" if own and device.type == "cpu" and "openvino" in available_backends() else "torch"
 

