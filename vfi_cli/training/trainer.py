@@ -106,7 +106,7 @@ class Trainer:
             crop=config.crop, cache_dir=cache, proposals=config.proposals, num_rois=config.num_rois,
             flow_teacher=config.flow_teacher, seed=config.seed, detector_weights=Path(config.detector_weights) if config.detector_weights else None,
             allow_download=config.allow_download, train_scale=config.train_scale,
-            stride=Interpolator.from_config(ModelConfig.from_dict(config.model)).multiple(), clip_starts=config.clip_starts,
+            stride=model.multiple(), clip_starts=config.clip_starts,
             motion_crops=config.motion_crops,
         )
         self.train_data = build_dataset(specs, split="train", **common)
@@ -178,6 +178,11 @@ class Trainer:
         atomic_save(self._state(), self.run.checkpoint)
         return self.run.checkpoint
 
+    @property
+    def refines(self) -> bool:
+        """Whether the model runs its synthesis (Ĩt): not in the flow stage, which trains the flow U-Net alone."""
+        return self.config.stage == "full"
+
     # -- one step
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -192,7 +197,7 @@ class Trainer:
         batch = {k: ([x.to(device, non_blocking=True) for x in v] if isinstance(v, list) else v.to(device, non_blocking=True)) for k, v in batch.items()}
         self.model.train()
         with self._autocast():
-            out = self.model(batch["image1"], batch["image2"], batch["t"], refine=self.config.stage == "full")
+            out = self.model(batch["image1"], batch["image2"], batch["t"], refine=self.refines)
         losses = self.objective.generator_losses(out, batch, self.step)
         logged: dict[str, float] = {}
         if self.discriminator is not None:
@@ -317,7 +322,7 @@ class Trainer:
             item = self.val_data[int(index)]
             image1, image2 = item["image1"][None].to(self.env.device), item["image2"][None].to(self.env.device)
             with self._autocast():
-                out = model(image1, image2, item["t"][None].to(self.env.device), refine=self.config.stage == "full")
+                out = model(image1, image2, item["t"][None].to(self.env.device), refine=self.refines)
             pred = _to_uint8(out.refined[0])
             truth = _to_uint8(item["target"])
             blend = _to_uint8((item["image1"] + item["image2"]) / 2)
@@ -338,7 +343,7 @@ class Trainer:
         device = self.env.device
         n = min(4, batch["image1"].shape[0])
         with self._autocast():
-            out = model(batch["image1"][:n].to(device), batch["image2"][:n].to(device), batch["t"][:n].to(device), refine=self.config.stage == "full")
+            out = model(batch["image1"][:n].to(device), batch["image2"][:n].to(device), batch["t"][:n].to(device), refine=self.refines)
         model.train()
         for i in range(n):
             refined = np.ascontiguousarray(_to_uint8(out.refined[i]))
