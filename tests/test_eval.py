@@ -14,9 +14,11 @@ from click.testing import CliRunner
 from tests.conftest import translating_frames
 from tests.test_datasets import lossless_clip, write_png
 from tests.test_engine import analytic_model
+from vfi_cli.backends import BACKENDS, available_backends
 from vfi_cli.cli import main
+from vfi_cli.config import EvalOptions
 from vfi_cli.datasets.testsets import folder_triplets, video_triplets
-from vfi_cli.evaluation.evaluate import evaluate
+from vfi_cli.evaluation.evaluate import evaluate, evaluate_source
 from vfi_cli.evaluation.methods import blend, model_method, repeat
 from vfi_cli.metrics import interpolation_error, psnr, ssim
 
@@ -72,12 +74,26 @@ def test_eval_command_table_json_and_pictures(tmp_path: Path, tiny_weights: Path
     assert set(report["methods"]) == {"ours", "blend", "repeat"}
     assert report["methods"]["ours"]["regions"]["all"]["count"] == 5
     assert report["model"]["sha256"] and report["model"]["device"] == "cpu"
+    assert report["model"]["backend"] == ("openvino" if "openvino" in available_backends() else "torch")
     panels = sorted(p for p in pictures.iterdir() if p.name != "psnr_per_triplet.png")
     assert len(panels) == 2
     panel = cv2.imread(str(panels[0]))
     assert panel.shape == (32 + 22, 5 * 48, 3)  # truth, ours, blend, repeat, heat map
     plot = cv2.imread(str(pictures / "psnr_per_triplet.png"))
     assert plot is not None and plot.std() > 0
+
+
+def test_eval_reports_the_backend_that_ran_not_the_one_auto_preferred(
+    tmp_path: Path, tiny_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> Path:
+        raise RuntimeError("an operator this runtime lacks")
+
+    monkeypatch.setattr("vfi_cli.backends.exported_graph", broken)  # OpenVINO "installed" but failing: auto falls back
+    monkeypatch.setattr("vfi_cli.backends.available_backends", lambda: list(BACKENDS))
+    path = lossless_clip(tmp_path / "clip.mkv", translating_frames(5, 32, 32, step=(1, 0)))
+    report = evaluate_source(path, EvalOptions(max_triplets=2), weights=tiny_weights)
+    assert report["model"]["backend"] == "torch"
 
 
 def test_eval_without_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -136,7 +136,8 @@ def evaluate_source(
         from vfi_cli.backends.eager import load_model
 
         model = load_model(weights, engine)
-        methods["ours"] = model_method(model.network, model.device, model.dtype, engine.backend)
+        ours = model_method(model.network, model.device, model.dtype, engine.backend)
+        methods["ours"] = ours
         model_info = {"weights": str(model.weights), "sha256": model.card.get("sha256"),
                       "device": str(model.device), "dtype": str(model.dtype).removeprefix("torch."),
                       "backend": auto_backend(model.device, model.network) if engine.backend == "auto" else engine.backend}
@@ -147,6 +148,8 @@ def evaluate_source(
     with progress.task("evaluating", source.planned, unit="triplets") as update:
         report = evaluate(source, methods, save_dir=options.save_dir, save_count=options.save_count,
                           on_triplet=lambda done: update(done + len(source.skipped)))
+    if options.use_model and ours.backends_run:  # what ran, not what auto would pick (they differ on a fall-back)
+        model_info["backend"] = ", ".join(ours.backends_run)
     report.update(model=model_info, stride=options.stride, start_fraction=options.start_fraction,
                   resize=list(options.resize) if options.resize else None)
     if options.json_path is not None:

@@ -13,6 +13,8 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
+    from vfi_cli.engine.runner import FrameInterpolator
+
 
 Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -30,17 +32,30 @@ def repeat(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 BASELINES: dict[str, Method] = {"blend": blend, "repeat": repeat}
 
 
-def model_method(network: torch.nn.Module, device: torch.device, dtype: torch.dtype, backend: str = "auto") -> Method:
-    """The network through the same engine as ``vfi interpolate`` (padding, precision, backend), at t = 0.5."""
-    from vfi_cli.engine.runner import FrameInterpolator
+class ModelMethod:
+    """The network through the same engine as ``vfi interpolate`` (padding, precision, backend), at
+    t = 0.5: one engine per frame size, made on first use."""
 
-    interpolators: dict[tuple[int, int], FrameInterpolator] = {}
+    def __init__(self, network: torch.nn.Module, device: torch.device, dtype: torch.dtype, backend: str = "auto") -> None:
+        self.network, self.device, self.dtype, self.backend = network, device, dtype, backend
+        self._engines: dict[tuple[int, int], FrameInterpolator] = {}
 
-    def interpolate(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    def __call__(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        from vfi_cli.engine.runner import FrameInterpolator
+
         size = first.shape[:2]
-        if size not in interpolators:
-            interpolators[size] = FrameInterpolator(network, device, dtype, *size, backend=backend)
-        engine = interpolators[size]
+        if size not in self._engines:
+            self._engines[size] = FrameInterpolator(self.network, self.device, self.dtype, *size, backend=self.backend)
+        engine = self._engines[size]
         return engine.synthesize([(engine.prepare(first), engine.prepare(second), 0.5)])[0]
 
-    return interpolate
+    @property
+    def backends_run(self) -> list[str]:
+        """The backends that ran, by name: ``auto`` resolved, including its fall-back to torch
+        when the preferred runtime failed on this model."""
+        return sorted({engine.backend.name for engine in self._engines.values()})
+
+
+def model_method(network: torch.nn.Module, device: torch.device, dtype: torch.dtype, backend: str = "auto") -> ModelMethod:
+    """The network as a :data:`Method` (see :class:`ModelMethod`)."""
+    return ModelMethod(network, device, dtype, backend)
