@@ -127,6 +127,27 @@ def test_ucf101_folder_layout_with_motion_masks(tmp_path: Path) -> None:
     assert np.array_equal(triplets[1].regions["motion"], mask > 0)
 
 
+@pytest.mark.parametrize("size", [(12, 16), (48, 40)], ids=["shrink", "enlarge"])
+def test_resize_gives_every_frame_and_mask_the_size_asked_for(tmp_path: Path, size: tuple[int, int]) -> None:
+    """``--resize`` of vfi eval, for a video and for a folder: OpenCV's resize (area to shrink,
+    bicubic to enlarge) of each frame, and the nearest-neighbour resize of a mask."""
+    frames = translating_frames(5, 24, 32, step=(1, 0))
+    interpolation = cv2.INTER_AREA if size[0] < 24 else cv2.INTER_CUBIC
+    expected = [cv2.resize(frame, size[::-1], interpolation=interpolation) for frame in frames]
+    video = video_triplets(lossless_clip(tmp_path / "clip.mkv", frames), max_triplets=0, resize=size)
+    for triplet in video.triplets:
+        assert triplet.first.shape == (*size, 3)
+        assert any(np.array_equal(triplet.truth, e) for e in expected)
+    mask = np.zeros((24, 32), np.uint8)
+    mask[4:12, 6:20] = 255
+    for index, frame in enumerate(frames[:3]):
+        write_png(tmp_path / "ucf" / "1" / f"frame_{index:02d}.png", frame)
+    write_png(tmp_path / "ucf" / "1" / "motion_mask.png", mask)
+    (triplet,) = open_source(tmp_path / "ucf", resize=size).triplets
+    assert np.array_equal(triplet.first, expected[0]) and np.array_equal(triplet.truth, expected[1])
+    assert np.array_equal(triplet.regions["motion"], cv2.resize(mask, size[::-1], interpolation=cv2.INTER_NEAREST) > 0)
+
+
 def test_vimeo_layout_follows_the_test_list(tmp_path: Path) -> None:
     frames = translating_frames(3, 16, 24, step=(0, 1))
     for sequence in ("00001/0001", "00001/0002", "00002/0001"):

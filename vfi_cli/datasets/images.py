@@ -31,7 +31,7 @@ def resize_rgb(rgb: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     if size is None or rgb.shape[:2] == size:
         return rgb
     shrink = size[0] * size[1] < rgb.shape[0] * rgb.shape[1]
-    return cv2.resize_rgb(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    return cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
