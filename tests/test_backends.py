@@ -24,6 +24,7 @@ from vfi_cli.model.synthesis import Synthesis
 CONFIG = ModelConfig(unet_channels=(8, 16, 16), feature_channels=4, synthesis_channels=4, flow_downsample=2)
 PRIOR_CONFIG = dataclasses.replace(CONFIG, flow_prior="dis")
 COARSE_CONFIG = dataclasses.replace(CONFIG, flow_prior="coarse")  # coarse to fine: the prior is computed inside the graph
+SYMMETRIC_CONFIG = dataclasses.replace(CONFIG, symmetric_flow=True)  # both frame orders in one batch, averaged
 MAX_LEVEL_ERROR = 1 / 255  # the tolerance: within one 8-bit level of eager float32 ...
 MIN_PSNR = 50.0  # ... or at least 50 dB against it
 
@@ -60,7 +61,8 @@ def eager(model: Interpolator, image1: torch.Tensor, image2: torch.Tensor, t: to
     return out.refined
 
 
-@pytest.mark.parametrize("config", [CONFIG, PRIOR_CONFIG, COARSE_CONFIG], ids=["prior-free", "dis-prior", "coarse-to-fine"])
+@pytest.mark.parametrize("config", [CONFIG, PRIOR_CONFIG, COARSE_CONFIG, SYMMETRIC_CONFIG],
+                         ids=["prior-free", "dis-prior", "coarse-to-fine", "symmetric"])
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_exported_runtimes_match_eager_at_any_size(backend: str, config: ModelConfig, tmp_path: Path) -> None:
     if backend not in available_backends():
@@ -107,6 +109,10 @@ def test_exported_graphs_are_cached_per_weights(tmp_path: Path) -> None:
     assert exported_graph(trained_like(), 1.0, tmp_path) == first and first.stat().st_mtime_ns == stamp
     assert exported_graph(model, 0.5, tmp_path) != first
     assert exported_graph(trained_like(seed=1), 1.0, tmp_path) != first
+    symmetric = trained_like(SYMMETRIC_CONFIG)
+    assert symmetric.state_dict().keys() == model.state_dict().keys()
+    symmetric.load_state_dict(model.state_dict())
+    assert exported_graph(symmetric, 1.0, tmp_path) != first  # the same tensors, another forward pass
     assert not list(tmp_path.rglob("*.partial"))
 
 

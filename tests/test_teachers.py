@@ -4,6 +4,8 @@ tensor work."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import numpy as np
@@ -258,6 +260,36 @@ def test_coarse_to_fine_hands_the_coarse_flows_to_the_fine_u_net() -> None:
         Interpolator(model.flow, model.features, model.synthesis, stride=2, flow_prior="dis", coarse_flow=ConstantFlow(0.5))
 
 
+@pytest.mark.parametrize("flow_prior", ["none", "coarse", "dis"])
+def test_a_symmetric_flow_module_averages_both_frame_orders(flow_prior: str) -> None:
+    """symmetric_flow: the flows and mask are the mean of the model's own estimates for (I1, I2, t)
+    and, swapped back, for (I2, I1, 1−t), computed here with the same weights one order at a time;
+    so reversing the pair swaps the flows and mirrors the mask exactly."""
+    config = ModelConfig(unet_channels=(8, 16, 16), feature_channels=4, synthesis_channels=4, flow_downsample=2, flow_prior=flow_prior)
+    torch.manual_seed(0)
+    plain = Interpolator.from_config(config).eval()
+    with torch.no_grad():
+        plain.flow.head.weight.normal_(std=0.3)  # flows of a few pixels (a prior model's head starts at zero)
+    symmetric = Interpolator.from_config(dataclasses.replace(config, symmetric_flow=True)).eval()
+    symmetric.load_state_dict(plain.state_dict())
+    image1, image2 = torch.rand(2, 3, 32, 64), torch.rand(2, 3, 32, 64)
+    image2[:, :, :, 2:] = image1[:, :, :, :-2]  # some motion for the DIS prior to find
+    t = torch.tensor([0.5, 0.25])
+    with torch.no_grad():
+        forward, backward = plain(image1, image2, t), plain(image2, image1, 1 - t)
+        both = symmetric(image1, image2, t)
+        reversed_pair = symmetric(image2, image1, 1 - t)
+    assert torch.allclose(both.flow1, (forward.flow1 + backward.flow2) / 2, atol=1e-5)
+    assert torch.allclose(both.flow2, (forward.flow2 + backward.flow1) / 2, atol=1e-5)
+    assert torch.allclose(both.mask, (forward.mask + 1 - backward.mask) / 2, atol=1e-5)
+    assert not torch.allclose(both.flow1, forward.flow1, atol=1e-3)  # the reversed pass did change something
+    assert torch.allclose(reversed_pair.flow1, both.flow2, atol=1e-5) and torch.allclose(reversed_pair.mask, 1 - both.mask, atol=1e-5)
+    assert symmetric.state_dict().keys() == plain.state_dict().keys()  # the same parameters
+    assert ModelConfig.from_dict(config.to_dict()).symmetric_flow is False  # weights saved before the option load as before
+    with pytest.raises(ValueError, match="symmetric_flow"):
+        ModelConfig(symmetric_flow="yes")  # type: ignore[arg-type]
+
+
 def test_rife_teacher_teaches_only_the_middle_time(tmp_path: Path) -> None:
     path = tmp_path / "flownet.pkl"
     torch.save(ramp_estimator_state(), path)
@@ -279,8 +311,9 @@ def test_the_card_records_the_teacher_as_a_deviation_from_the_paper() -> None:
     assert any("RIFE HDv3" in line and "teacher" in line for line in found)
     assert any("1/2 resolution" in line for line in found) and any("Laplacian" in line for line in found)
     assert deviations({"model": {}}) == []
-    staged = deviations({"stage": "flow", "model": {"flow_prior": "coarse"}})
+    staged = deviations({"stage": "flow", "model": {"flow_prior": "coarse", "symmetric_flow": True}})
     assert any("flow stage" in line for line in staged) and any("coarse to fine" in line for line in staged)
+    assert any("reversed pair" in line for line in staged)
 
 
 def test_a_vfi_weights_file_teaches_its_own_flows_at_any_time(tmp_path: Path) -> None:

@@ -64,6 +64,11 @@ class ModelConfig:
     ``flow_downsample`` n runs the U-Net on frames shrunk n times and upsamples its flows and mask
     (as RIFE estimates flow coarse): the U-Net's cost falls by n², warping and synthesis stay at
     full resolution. The paper's network is n = 1.
+    ``symmetric_flow`` runs the flow module on (I1, I2, t) and on (I2, I1, 1−t) in one batch and
+    averages the two estimates of the same flows (a test-time ensemble built into the network, as
+    RIFE's ensemble option): twice the flow module's cost, the same parameters. Measured on a
+    distilled student, before any training with it: +0.23, +0.28 and 0.0 dB on three dev hold-out
+    clips (8 triplets each).
     """
 
     unet_channels: tuple[int, ...] = (32, 64, 96, 128, 192, 256)
@@ -73,6 +78,7 @@ class ModelConfig:
     synthesis_kernel: int = 9
     flow_prior: str = "none"
     flow_downsample: int = 1
+    symmetric_flow: bool = False
 
     def __post_init__(self) -> None:
         """Types and sizes are checked before anything is built: a config read from a file (weights
@@ -94,6 +100,8 @@ class ModelConfig:
             raise ValueError(f"flow_downsample must be a whole number from 1 to 8, got {_shown(self.flow_downsample)}")
         if not isinstance(self.flow_prior, str) or self.flow_prior not in FLOW_PRIORS:
             raise ValueError(f"flow_prior must be one of {FLOW_PRIORS}, got {_shown(self.flow_prior)}")
+        if not isinstance(self.symmetric_flow, bool):
+            raise ValueError(f"symmetric_flow must be true or false, got {_shown(self.symmetric_flow)}")
         if self.parameter_count() > MAX_PARAMETERS:
             raise ValueError(f"the network would have {self.parameter_count():,d} parameters, more than the {MAX_PARAMETERS:,d} "
                              "vfi builds")

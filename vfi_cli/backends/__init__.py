@@ -140,7 +140,9 @@ def cache_root() -> Path:
 def weights_digest(model: torch.nn.Module) -> str:
     """A hash of the model's tensors, their names and how its flow is computed: new weights or
     another architecture never reuse an old graph."""
-    digest = hashlib.sha256(f"{getattr(model, 'flow_downsample', 1)}|{getattr(model, 'flow_prior', 'none')}".encode())
+    digest = hashlib.sha256(
+        f"{getattr(model, 'flow_downsample', 1)}|{getattr(model, 'flow_prior', 'none')}|{getattr(model, 'symmetric_flow', False)}".encode()
+    )
     for key, value in sorted(model.state_dict().items()):
         digest.update(key.encode())
         digest.update(value.detach().float().cpu().contiguous().numpy().tobytes())

@@ -75,14 +75,17 @@ def bytes_per_pixel(model: nn.Module, flow_scale: float, dtype: torch.dtype) -> 
     Under fp16/bf16 autocast activations take 2 bytes but warping runs in float32 (the F
     warped values); that part is derived, not measured. A DIS flow prior adds its float32 flows,
     confidences, splatting sums and the U-Net's 11 extra input planes (counted as 44 values; the
-    compact shipped config measured +172 B/px: 894 without the prior, 1066 with it).
+    compact shipped config measured +172 B/px: 894 without the prior, 1066 with it). A symmetric
+    flow module runs the U-Net on a batch of two (both frame orders), which doubles its part
+    (derived, not measured).
     """
     unet, features, synthesis = _widths(model)
     c0, c1 = unet[0], unet[1]
     held = 2 * features + 6
     prior = 44 if getattr(model, "flow_prior", "none") != "none" else 0
     shrink = model.flow_shrink(flow_scale) if hasattr(model, "flow_shrink") else round(1 / flow_scale)
-    flow_phase = held + (3 * c1 + 4 * c0 + 13 + prior) / shrink**2
+    orders = 2 if getattr(model, "symmetric_flow", False) else 1
+    flow_phase = held + orders * (3 * c1 + 4 * c0 + 13 + prior) / shrink**2
     synthesis_phase = 5 * features + 3 * synthesis + 9
     values = max(flow_phase, synthesis_phase)
     if dtype == torch.float32:

@@ -38,7 +38,7 @@ class Interpolator(nn.Module):
 
     def __init__(
         self, flow: nn.Module, features: nn.Module, synthesis: nn.Module, stride: int, flow_prior: str = "none", flow_downsample: int = 1,
-        coarse_flow: nn.Module | None = None,
+        coarse_flow: nn.Module | None = None, symmetric_flow: bool = False,
     ) -> None:
         super().__init__()
         if (coarse_flow is not None) != (flow_prior == "coarse"):
@@ -50,6 +50,7 @@ class Interpolator(nn.Module):
         self.synthesis = synthesis
         self.stride = stride
         self.flow_prior = flow_prior
+        self.symmetric_flow = symmetric_flow
 
     @classmethod
     def from_config(cls, config: ModelConfig) -> Interpolator:
@@ -61,6 +62,7 @@ class Interpolator(nn.Module):
             flow_prior=config.flow_prior,
             flow_downsample=config.flow_downsample,
             coarse_flow=FlowUNet(config.unet_channels) if config.flow_prior == "coarse" else None,
+            symmetric_flow=config.symmetric_flow,
         )
 
     def multiple(self, flow_scale: float = 1.0) -> int:
@@ -127,14 +129,26 @@ class Interpolator(nn.Module):
         Area averaging and bilinear upsampling with align_corners=False agree on where a coarse
         pixel's centre lies, so a constant flow comes back exactly; flows are upsampled in float32
         and multiplied by ``factor`` (a coarse pixel spans ``factor`` full ones).
+
+        A symmetric model also runs the pair reversed, (I2, I1, 1−t), in the same batch: its flows
+        into I2 and I1 and its weight of I2 estimate this pair's flow2, flow1 and 1 − mask, and
+        the two estimates are averaged (before upsampling, which is linear).
         """
         image1, image2 = shrink(image1, factor), shrink(image2, factor)
         if prior is None and self.flow_prior == "dis":
             prior = dis_prior(image1, image2, t)
-        elif prior is None and self.coarse_flow is not None:
+        batch = image1.shape[0]
+        if self.symmetric_flow:
+            image1, image2, t = torch.cat((image1, image2)), torch.cat((image2, image1)), torch.cat((t, 1 - t))
+            if prior is not None:
+                prior = FlowPrior(torch.cat((prior.flow1, prior.flow2)), torch.cat((prior.flow2, prior.flow1)),
+                                  torch.cat((prior.mask, 1 - prior.mask)))
+        if prior is None and self.coarse_flow is not None:
             coarse = self.coarse_flow(shrink(image1, COARSE_SHRINK), shrink(image2, COARSE_SHRINK), t)
             prior = FlowPrior(*upsample_flows(*coarse, COARSE_SHRINK))
         flow1, flow2, mask = self.flow(image1, image2, t, prior)
+        if self.symmetric_flow:
+            flow1, flow2, mask = (flow1[:batch] + flow2[batch:]) / 2, (flow2[:batch] + flow1[batch:]) / 2, (mask[:batch] + 1 - mask[batch:]) / 2
         return upsample_flows(flow1, flow2, mask, factor)
 
     def _check(self, image1: torch.Tensor, image2: torch.Tensor, t: torch.Tensor, multiple: int) -> None:

@@ -52,6 +52,8 @@ def deviations(train_config: dict[str, Any]) -> list[str]:
         found.append("flow prior: a second U-Net estimates the flows on frames shrunk twice more, and the U-Net corrects them (coarse to fine)")
     if model.get("flow_downsample", 1) > 1:
         found.append(f"flow at 1/{model['flow_downsample']} resolution: the U-Net runs on shrunk frames, its flows are upsampled")
+    if model.get("symmetric_flow"):
+        found.append("symmetric flow: the flow module also runs on the reversed pair and the two estimates are averaged")
     if str(train_config.get("perceptual_source", "")).startswith("offline"):
         found.append("perceptual loss: an offline Laplacian-pyramid L1 instead of VGG-16 features (no VGG-16 weights)")
     if train_config.get("losses", {}).get("mse", 0):
