@@ -11,7 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from tests.conftest import translating_frames
+from tests.conftest import TINY_CONFIG, translating_frames
 from tests.test_datasets import lossless_clip, write_png
 from tests.test_engine import analytic_model
 from vfi_cli.backends import BACKENDS, available_backends
@@ -21,6 +21,8 @@ from vfi_cli.datasets.testsets import folder_triplets, video_triplets
 from vfi_cli.evaluation.evaluate import evaluate, evaluate_source
 from vfi_cli.evaluation.methods import blend, model_method, repeat
 from vfi_cli.metrics import interpolation_error, psnr, ssim
+from vfi_cli.model.network import Interpolator
+from vfi_cli.model.weights import save_weights
 
 
 @pytest.mark.parametrize("stride", [1, 2])
@@ -81,6 +83,35 @@ def test_eval_command_table_json_and_pictures(tmp_path: Path, tiny_weights: Path
     assert panel.shape == (32 + 22, 5 * 48, 3)  # truth, ours, blend, repeat, heat map
     plot = cv2.imread(str(pictures / "psnr_per_triplet.png"))
     assert plot is not None and plot.std() > 0
+
+
+def test_eval_scale_estimates_flow_on_shrunk_frames(tmp_path: Path) -> None:
+    """vfi eval --scale 0.5 scores the model as vfi interpolate --scale 0.5 runs it (and says so)."""
+    torch.manual_seed(0)
+    model = Interpolator.from_config(TINY_CONFIG).eval()
+    with torch.no_grad():
+        model.flow.head.weight.normal_(std=0.5)  # flows of a few pixels, which the scale changes
+    tiny_weights = tmp_path / "flows.safetensors"
+    save_weights(model, TINY_CONFIG, tiny_weights)
+    path = lossless_clip(tmp_path / "clip.mkv", translating_frames(6, 64, 64, step=(3, 1)))
+    reports = {}
+    for scale in ("1", "0.5"):
+        json_path = tmp_path / f"report{scale}.json"
+        result = CliRunner().invoke(main, ["eval", str(path), "--weights", str(tiny_weights), "--scale", scale, "--max-triplets", "0",
+                                          "--backend", "torch", "--precision", "fp32",
+                                          "--json", str(json_path), "-q"])
+        assert result.exit_code == 0, result.output
+        reports[scale] = json.loads(json_path.read_text())
+    assert reports["1"]["model"]["flow_scale"] == 1.0 and reports["0.5"]["model"]["flow_scale"] == 0.5
+    frames = translating_frames(6, 64, 64, step=(3, 1))
+    first, second = (torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255 for f in (frames[0], frames[2]))
+    with torch.no_grad():
+        expected = {scale: model(first, second, torch.tensor([0.5]), flow_scale=float(scale)).refined for scale in reports}
+    truth = {scale: psnr((expected[scale][0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy(), frames[1]) for scale in reports}
+    assert abs(truth["1"] - truth["0.5"]) > 0.1, truth  # the two scales give other frames ...
+    for scale, report in reports.items():  # ... and each report scores its own
+        scored = {row["name"]: row["metrics"]["ours"]["all"]["psnr"] for row in report["per_triplet"]}
+        assert scored["frame000001"] == pytest.approx(truth[scale], abs=0.01)
 
 
 def test_eval_reports_the_backend_that_ran_not_the_one_auto_preferred(

@@ -261,7 +261,7 @@ def evaluate(
         source: a video, a UCF101 (DVF) or Vimeo-90K triplet folder, or a CityScapes root.
         options: which triplets, which baselines, where the report and pictures go.
         weights: a weights file or a model's name (None: the default model); unused without ``options.use_model``.
-        engine: device, precision and threads of the model.
+        engine: device, precision, backend, threads and flow scale of the model.
         progress: receives the status lines and the triplet count.
 
     Returns:

@@ -43,7 +43,7 @@ def print_result(table: Any, result: dict[str, Any], json_to_stdout: bool) -> No
 @click.option("--save-dir", type=click.Path(path_type=Path), help="Write side-by-side PNGs and a PSNR-per-triplet plot here.")
 @click.option("--save-count", type=click.IntRange(min=0), default=default(EvalOptions, "save_count"), show_default=True,
               help="How many triplets get a side-by-side PNG.")
-@engine_options(EngineOptions(), memory=False)
+@engine_options(EngineOptions(), memory=False, scale=True)
 @verbosity("Only the table.")
 def eval_command(source: Path, weights: Path | str | None, no_model: bool, compare: tuple[str, ...], trimap_widths: tuple[str, ...],
                  engine: EngineOptions, output: Output, **options: Any) -> None:

@@ -121,9 +121,11 @@ def _model_name(ctx: click.Context, param: click.Parameter, value: str | None) -
     return value
 
 
-def engine_options(defaults: EngineOptions, *, memory: bool = True, all_backends: bool = False, device_list: bool = False) -> Callable[[F], F]:
-    """--device, --precision, --backend, --threads and (``memory``) --batch-size, --scale,
-    --max-memory, --tile, --tile-overlap; the command receives them as ``engine``, an
+def engine_options(
+    defaults: EngineOptions, *, memory: bool = True, scale: bool | None = None, all_backends: bool = False, device_list: bool = False,
+) -> Callable[[F], F]:
+    """--device, --precision, --backend, --threads, (``scale``, by default ``memory``) --scale and
+    (``memory``) --batch-size, --max-memory, --tile, --tile-overlap; the command receives them as ``engine``, an
     :class:`EngineOptions`. With ``all_backends``, ``--backend all`` is offered too and reaches the
     command as ``all_backends=True`` beside the default engine. With ``device_list``, ``--device``
     may name several devices (``cuda:0,cuda:1``): ``engine.device`` is the first, and the command
@@ -139,12 +141,15 @@ def engine_options(defaults: EngineOptions, *, memory: bool = True, all_backends
                      + ("; all: time each installed one." if all_backends else ".")),
         click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for the model (default: PyTorch's choice)."),
     ]
+    if memory if scale is None else scale:
+        options.append(
+            click.option("--scale", "flow_scale", type=click.Choice([f"{s:g}" for s in FLOW_SCALES]), default=f"{defaults.flow_scale:g}",
+                         show_default=True, help="Estimate flow on frames shrunk by this (0.5 for 4K, 0.25 for 8K, as RIFE's --scale)."),
+        )
     if memory:
         options += [
             click.option("--batch-size", type=click.IntRange(1, 256), default=defaults.batch_size, show_default=True,
                          help="Frames synthesised per model call."),
-            click.option("--scale", "flow_scale", type=click.Choice([f"{s:g}" for s in FLOW_SCALES]), default=f"{defaults.flow_scale:g}",
-                         show_default=True, help="Estimate flow on frames shrunk by this (0.5 for 4K, 0.25 for 8K, as RIFE's --scale)."),
             click.option("--max-memory", callback=_memory, metavar="SIZE",
                          help="Memory for the model, e.g. 6G or 800M (default: half the free RAM, 80% of free GPU memory)."),
             click.option("--tile", type=click.IntRange(min=16), metavar="PIXELS", help="Always cut frames into tiles of this side."),

@@ -136,10 +136,10 @@ def evaluate_source(
         from vfi_cli.backends.eager import load_model
 
         model = load_model(weights, engine)
-        ours = model_method(model.network, model.device, model.dtype, engine.backend)
+        ours = model_method(model.network, model.device, model.dtype, engine.backend, engine.flow_scale)
         methods["ours"] = ours
         model_info = {"weights": str(model.weights), "sha256": model.card.get("sha256"),
-                      "device": str(model.device), "dtype": str(model.dtype).removeprefix("torch."),
+                      "device": str(model.device), "dtype": str(model.dtype).removeprefix("torch."), "flow_scale": engine.flow_scale,
                       "backend": auto_backend(model.device, model.network) if engine.backend == "auto" else engine.backend}
         progress.status(f"model: {model_info['weights']} on {model_info['device']} ({model_info['dtype']})")
     methods.update({name: BASELINES[name] for name in options.compare})

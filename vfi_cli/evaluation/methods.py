@@ -36,8 +36,10 @@ class ModelMethod:
     """The network through the same engine as ``vfi interpolate`` (padding, precision, backend), at
     t = 0.5: one engine per frame size, made on first use."""
 
-    def __init__(self, network: torch.nn.Module, device: torch.device, dtype: torch.dtype, backend: str = "auto") -> None:
-        self.network, self.device, self.dtype, self.backend = network, device, dtype, backend
+    def __init__(
+        self, network: torch.nn.Module, device: torch.device, dtype: torch.dtype, backend: str = "auto", flow_scale: float = 1.0,
+    ) -> None:
+        self.network, self.device, self.dtype, self.backend, self.flow_scale = network, device, dtype, backend, flow_scale
         self._engines: dict[tuple[int, int], FrameInterpolator] = {}
 
     def __call__(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -45,7 +47,8 @@ class ModelMethod:
 
         size = first.shape[:2]
         if size not in self._engines:
-            self._engines[size] = FrameInterpolator(self.network, self.device, self.dtype, *size, backend=self.backend)
+            self._engines[size] = FrameInterpolator(self.network, self.device, self.dtype, *size, backend=self.backend,
+                                                    flow_scale=self.flow_scale)
         engine = self._engines[size]
         return engine.synthesize([(engine.prepare(first), engine.prepare(second), 0.5)])[0]
 
@@ -56,6 +59,8 @@ class ModelMethod:
         return sorted({engine.backend.name for engine in self._engines.values()})
 
 
-def model_method(network: torch.nn.Module, device: torch.device, dtype: torch.dtype, backend: str = "auto") -> ModelMethod:
+def model_method(
+    network: torch.nn.Module, device: torch.device, dtype: torch.dtype, backend: str = "auto", flow_scale: float = 1.0,
+) -> ModelMethod:
     """The network as a :data:`Method` (see :class:`ModelMethod`)."""
-    return ModelMethod(network, device, dtype, backend)
+    return ModelMethod(network, device, dtype, backend, flow_scale)
