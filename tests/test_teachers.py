@@ -197,12 +197,13 @@ def test_a_tiny_distillation_run_learns_the_teachers_flows(tmp_path: Path, stage
         assert set(trainer.validate()) == {"val_psnr", "val_ssim", "val_blend_psnr"}
 
 
-@pytest.mark.parametrize("flow_prior", ["none", "coarse"])
-def test_the_prior_free_model_is_pure_tensor_work(monkeypatch: pytest.MonkeyPatch, flow_prior: str) -> None:
+@pytest.mark.parametrize(("flow_prior", "symmetric"), [("none", False), ("coarse", False), ("none", True)])
+def test_the_prior_free_model_is_pure_tensor_work(monkeypatch: pytest.MonkeyPatch, flow_prior: str, symmetric: bool) -> None:
     """No numpy, OpenCV or host round trip in the forward pass: it runs on the meta device (where
     any copy to the host fails) and with numpy's array constructors patched to fail; the
-    coarse-to-fine model's prior is a network too."""
-    config = ModelConfig(unet_channels=(8, 16, 16), feature_channels=4, synthesis_channels=4, flow_downsample=4, flow_prior=flow_prior)
+    coarse-to-fine model's prior is a network too, and a symmetric one batches both frame orders."""
+    config = ModelConfig(unet_channels=(8, 16, 16), feature_channels=4, synthesis_channels=4, flow_downsample=4, flow_prior=flow_prior,
+                         symmetric_flow=symmetric)
     with torch.device("meta"):
         model = Interpolator.from_config(config)
         image = torch.rand(2, 3, 64, 128)
