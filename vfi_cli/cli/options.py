@@ -141,7 +141,8 @@ def engine_options(
                      + ("; all: time each installed one." if all_backends else ".")),
         click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for the model (default: PyTorch's choice)."),
     ]
-    if memory if scale is None else scale:
+    with_scale = memory if scale is None else scale
+    if with_scale:
         options.append(
             click.option("--scale", "flow_scale", type=click.Choice([f"{s:g}" for s in FLOW_SCALES]), default=f"{defaults.flow_scale:g}",
                          show_default=True, help="Estimate flow on frames shrunk by this (0.5 for 4K, 0.25 for 8K, as RIFE's --scale)."),

@@ -20,7 +20,7 @@ from vfi_cli.config import EngineOptions, EvalOptions
 from vfi_cli.datasets.base import TripletSource
 from vfi_cli.errors import VfiError
 from vfi_cli.evaluation.figures import psnr_plot, side_by_side
-from vfi_cli.evaluation.methods import BASELINES, Method, model_method
+from vfi_cli.evaluation.methods import BASELINES, Method, ModelMethod, model_method
 from vfi_cli.files import check_output_file, check_output_folder
 from vfi_cli.metrics import SSIM_WINDOW, check_frame_size, measure
 from vfi_cli.progress import SILENT, Progress
@@ -131,6 +131,7 @@ def evaluate_source(
                          resize=options.resize, split=options.split, trimap_widths=options.trimap_widths)
     methods: dict[str, Method] = {}
     model_info: dict[str, Any] = {}
+    ours: ModelMethod | None = None
     if options.use_model:
         from vfi_cli.backends import auto_backend
         from vfi_cli.backends.eager import load_model
@@ -148,7 +149,7 @@ def evaluate_source(
     with progress.task("evaluating", source.planned, unit="triplets") as update:
         report = evaluate(source, methods, save_dir=options.save_dir, save_count=options.save_count,
                           on_triplet=lambda done: update(done + len(source.skipped)))
-    if options.use_model and ours.backends_run:  # what ran, not what auto would pick (they differ on a fall-back)
+    if ours is not None and ours.backends_run:  # what ran, not what auto would pick (they differ on a fall-back)
         model_info["backend"] = ", ".join(ours.backends_run)
     report.update(model=model_info, stride=options.stride, start_fraction=options.start_fraction,
                   resize=list(options.resize) if options.resize else None)
