@@ -93,7 +93,8 @@ def test_eval_scale_estimates_flow_on_shrunk_frames(tmp_path: Path) -> None:
         model.flow.head.weight.normal_(std=0.5)  # flows of a few pixels, which the scale changes
     tiny_weights = tmp_path / "flows.safetensors"
     save_weights(model, TINY_CONFIG, tiny_weights)
-    path = lossless_clip(tmp_path / "clip.mkv", translating_frames(6, 64, 64, step=(3, 1)))
+    frames = translating_frames(6, 64, 64, step=(3, 1))
+    path = lossless_clip(tmp_path / "clip.mkv", frames)
     reports = {}
     for scale in ("1", "0.5"):
         json_path = tmp_path / f"report{scale}.json"
@@ -103,7 +104,6 @@ def test_eval_scale_estimates_flow_on_shrunk_frames(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         reports[scale] = json.loads(json_path.read_text())
     assert reports["1"]["model"]["flow_scale"] == 1.0 and reports["0.5"]["model"]["flow_scale"] == 0.5
-    frames = translating_frames(6, 64, 64, step=(3, 1))
     first, second = (torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255 for f in (frames[0], frames[2]))
     with torch.no_grad():
         expected = {scale: model(first, second, torch.tensor([0.5]), flow_scale=float(scale)).refined for scale in reports}
