@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from tests.conftest import smooth_texture
+from vfi_cli import backends
 from vfi_cli.backends import BACKENDS, auto_backend, available_backends, create_backend, exported_graph
 from vfi_cli.config import ModelConfig
 from vfi_cli.errors import VfiError
@@ -25,6 +26,7 @@ CONFIG = ModelConfig(unet_channels=(8, 16, 16), feature_channels=4, synthesis_ch
 PRIOR_CONFIG = dataclasses.replace(CONFIG, flow_prior="dis")
 COARSE_CONFIG = dataclasses.replace(CONFIG, flow_prior="coarse")  # coarse to fine: the prior is computed inside the graph
 SYMMETRIC_CONFIG = dataclasses.replace(CONFIG, symmetric_flow=True)  # both frame orders in one batch, averaged
+FUSED_CONFIG = dataclasses.replace(CONFIG, flow_scales=2)  # flows at two scales, fused by warp agreement
 MAX_LEVEL_ERROR = 1 / 255  # the tolerance: within one 8-bit level of eager float32 ...
 MIN_PSNR = 50.0  # ... or at least 50 dB against it
 
@@ -61,8 +63,8 @@ def eager(model: Interpolator, image1: torch.Tensor, image2: torch.Tensor, t: to
     return out.refined
 
 
-@pytest.mark.parametrize("config", [CONFIG, PRIOR_CONFIG, COARSE_CONFIG, SYMMETRIC_CONFIG],
-                         ids=["prior-free", "dis-prior", "coarse-to-fine", "symmetric"])
+@pytest.mark.parametrize("config", [CONFIG, PRIOR_CONFIG, COARSE_CONFIG, SYMMETRIC_CONFIG, FUSED_CONFIG],
+                         ids=["prior-free", "dis-prior", "coarse-to-fine", "symmetric", "two-scales"])
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_exported_runtimes_match_eager_at_any_size(backend: str, config: ModelConfig, tmp_path: Path) -> None:
     if backend not in available_backends():
@@ -101,7 +103,7 @@ def test_openvino_bf16_stays_within_tolerance(tmp_path: Path) -> None:
     assert (out - reference).abs().max() < MAX_LEVEL_ERROR or psnr(out, reference) >= MIN_PSNR
 
 
-def test_exported_graphs_are_cached_per_weights(tmp_path: Path) -> None:
+def test_exported_graphs_are_cached_per_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("onnx")
     model = trained_like()
     first = exported_graph(model, 1.0, tmp_path)
@@ -113,6 +115,11 @@ def test_exported_graphs_are_cached_per_weights(tmp_path: Path) -> None:
     assert symmetric.state_dict().keys() == model.state_dict().keys()
     symmetric.load_state_dict(model.state_dict())
     assert exported_graph(symmetric, 1.0, tmp_path) != first  # the same tensors, another forward pass
+    fused = trained_like(FUSED_CONFIG)
+    fused.load_state_dict(model.state_dict())
+    assert exported_graph(fused, 1.0, tmp_path) not in (first, exported_graph(symmetric, 1.0, tmp_path))
+    monkeypatch.setattr(backends, "model_source_digest", lambda: "other code")  # another vfi version or a local edit
+    assert exported_graph(model, 1.0, tmp_path) != first
     assert not list(tmp_path.rglob("*.partial"))
 
 

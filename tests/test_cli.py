@@ -200,6 +200,7 @@ def test_info_prints_the_parameter_count(tiny_weights: Path) -> None:
     total = sum(p.numel() for p in model.parameters())
     assert f"total {total:>10,d} parameters".split() == [w for w in result.output.splitlines()[-1].split()]
     assert torch.__version__ in result.output
+    assert f"stride: {model.stride} (frame sides are padded to multiples of {model.multiple()})" in result.output
 
 
 def test_info_summarises_the_card_in_a_few_lines() -> None:

@@ -1,5 +1,5 @@
-"""The model that ships in vfi_cli/weights/: found by default, intact, documented, and better than blending
-on a scene whose true middle frame is known (photographs moving by whole pixels)."""
+"""The models that ship in vfi_cli/weights/: the default found by default; each intact, documented, and
+better than blending on a scene whose true middle frame is known (photographs moving by whole pixels)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from skimage import data as photos
 
 from vfi_cli.evaluation.methods import blend
 from vfi_cli.metrics import psnr
-from vfi_cli.model.weights import DEFAULT_WEIGHTS_NAME, default_weights_path, load_weights, sha256_file
+from vfi_cli.model.padding import Padder
+from vfi_cli.model.weights import DEFAULT_WEIGHTS_NAME, default_weights_path, load_weights, sha256_file, shipped_models
 
 
 def _scene(k: int) -> np.ndarray:
@@ -28,15 +29,24 @@ def _interpolate(model: torch.nn.Module, first: np.ndarray, second: np.ndarray) 
     def tensor(rgb: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
 
+    padder = Padder(*first.shape[:2], model.multiple())
     with torch.no_grad():
-        out = model(tensor(first), tensor(second), torch.tensor([0.5])).refined
+        out = padder.unpad(model(padder.pad(tensor(first)), padder.pad(tensor(second)), torch.tensor([0.5])).refined)
     return (out[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
 
 
-@pytest.fixture(scope="module")
-def shipped():
+SHIPPED = ("vfi-fast", "vfi-zoom")
+
+
+def test_the_package_ships_both_models_and_vfi_zoom_is_the_default() -> None:
+    assert tuple(shipped_models()) == SHIPPED
     path = default_weights_path()
     assert path is not None and path.name == DEFAULT_WEIGHTS_NAME, "vfi_cli/weights/vfi-zoom.safetensors is missing from the package"
+
+
+@pytest.fixture(scope="module", params=SHIPPED)
+def shipped(request):
+    path = shipped_models()[request.param]
     model, card = load_weights(path)  # checks the sha256 against the card
     return path, model.eval(), card
 
@@ -47,20 +57,48 @@ def test_card_documents_the_file(shipped) -> None:
     assert card["parameters"] == sum(p.numel() for p in model.parameters())
     recipe = card["recipe"]
     assert recipe["command"].startswith("vfi train") and recipe["steps"] > 0 and recipe["wall_seconds"] > 0
-    assert recipe["hardware"] and recipe["train_config"]["adversarial"] == "instance"
-    assert card["config"]["flow_prior"] == "dis"
+    assert recipe["hardware"]
     holdout = card["metrics"]["holdout"]
     assert len(holdout["clips"]) == 9
     for row in holdout["clips"].values():
-        assert {"vfi", "blend", "opencv-dis", "rife-torch"} <= row.keys()
+        assert {"vfi", "opencv-dis", "rife-torch"} <= row.keys()
+    means = holdout["mean_of_clips"]
+    assert means["vfi"]["psnr"] == pytest.approx(sum(row["vfi"]["psnr"] for row in holdout["clips"].values()) / 9, abs=1e-3)
+    assert card["metrics"]["speed"]["size"] == [1080, 1920] and card["metrics"]["speed"]["ms_per_frame"]["median"] > 0
+
+
+def test_the_default_is_the_paper_recipe_with_the_dis_prior() -> None:
+    model, card = load_weights(default_weights_path())
+    assert card["config"]["flow_prior"] == "dis" and card["recipe"]["train_config"]["adversarial"] == "instance"
     assert {"instance", "none"} <= card["metrics"]["ablation"].keys()  # §4.1 at equal budget
 
 
+def test_vfi_fast_learned_its_motion_and_says_how() -> None:
+    """The named fast model: no classical prior (pure tensor work), taught by the RIFE teacher,
+    its flow scales set at export; the card says so, and it is at least as good as OpenCV DIS on
+    the hold-out mean, the bar for shipping it beside the default."""
+    model, card = load_weights(shipped_models()["vfi-fast"])
+    assert card["config"]["flow_prior"] == "none" and card["config"]["flow_scales"] == 3 and model.flow_scales == 3
+    assert card["recipe"]["export_settings"] == {"flow_scales": 3}
+    assert str(card["recipe"]["train_config"]["flow_teacher"]).startswith("rife:")
+    assert any(line.startswith("flow teacher") for line in card["recipe"]["deviations"])
+    assert any(line.startswith("flow scales") for line in card["recipe"]["deviations"])
+    means = card["metrics"]["holdout"]["mean_of_clips"]
+    assert means["vfi"]["psnr"] >= means["opencv-dis"]["psnr"]
+    assert card["metrics"]["speed"]["ms_per_frame"]["median"] < card["metrics"]["speed_comparison"]["ms_per_1080p_frame"]["vfi-zoom"]
+
+
+# dB over blending on the scene above (blending: 18.1 dB). vfi-zoom's DIS prior follows the cat's 20-pixel
+# jump (24.8 dB); vfi-fast's learned flow follows the panning background but only part of the jump (21.5 dB:
+# the cat's squared error 27 times vfi-zoom's), the large-motion weakness its README entry states.
+MARGIN_OVER_BLENDING = {"vfi-zoom": 5.0, "vfi-fast": 3.0}
+
+
 def test_beats_blending_where_the_truth_is_known(shipped) -> None:
-    _, model, _ = shipped
+    path, model, _ = shipped
     frames = [_scene(k) for k in range(3)]
     ours = _interpolate(model, frames[0], frames[2])
-    assert psnr(ours, frames[1]) > psnr(blend(frames[0], frames[2]), frames[1]) + 5.0
+    assert psnr(ours, frames[1]) > psnr(blend(frames[0], frames[2]), frames[1]) + MARGIN_OVER_BLENDING[path.stem]
 
 
 def test_still_frames_come_back_unchanged(shipped) -> None:

@@ -15,7 +15,7 @@ import torch
 from tests.conftest import write_video
 from vfi_cli.config import ModelConfig
 from vfi_cli.errors import VfiError
-from vfi_cli.model.network import Interpolator
+from vfi_cli.model.network import Interpolator, consistency_weights
 from vfi_cli.model.warp import backward_warp
 from vfi_cli.training.losses import distillation_loss
 from vfi_cli.training.teachers import RifeTeacher, TeacherSpec, distillation_target
@@ -197,13 +197,14 @@ def test_a_tiny_distillation_run_learns_the_teachers_flows(tmp_path: Path, stage
         assert set(trainer.validate()) == {"val_psnr", "val_ssim", "val_blend_psnr"}
 
 
-@pytest.mark.parametrize(("flow_prior", "symmetric"), [("none", False), ("coarse", False), ("none", True)])
-def test_the_prior_free_model_is_pure_tensor_work(monkeypatch: pytest.MonkeyPatch, flow_prior: str, symmetric: bool) -> None:
+@pytest.mark.parametrize(("flow_prior", "symmetric", "scales"), [("none", False, 1), ("coarse", False, 1), ("none", True, 1), ("none", True, 2)])
+def test_the_prior_free_model_is_pure_tensor_work(monkeypatch: pytest.MonkeyPatch, flow_prior: str, symmetric: bool, scales: int) -> None:
     """No numpy, OpenCV or host round trip in the forward pass: it runs on the meta device (where
     any copy to the host fails) and with numpy's array constructors patched to fail; the
-    coarse-to-fine model's prior is a network too, and a symmetric one batches both frame orders."""
+    coarse-to-fine model's prior is a network too, a symmetric one batches both frame orders, and
+    the fusion of flow scales weighs them on the device."""
     config = ModelConfig(unet_channels=(8, 16, 16), feature_channels=4, synthesis_channels=4, flow_downsample=4, flow_prior=flow_prior,
-                         symmetric_flow=symmetric)
+                         symmetric_flow=symmetric, flow_scales=scales)
     with torch.device("meta"):
         model = Interpolator.from_config(config)
         image = torch.rand(2, 3, 64, 128)
@@ -289,6 +290,44 @@ def test_a_symmetric_flow_module_averages_both_frame_orders(flow_prior: str) -> 
     assert ModelConfig.from_dict(config.to_dict()).symmetric_flow is False  # weights saved before the option load as before
     with pytest.raises(ValueError, match="symmetric_flow"):
         ModelConfig(symmetric_flow="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("shift", "right_scale"), [(2, 0), (4, 1)])
+def test_flow_scales_keep_the_scale_whose_warped_frames_agree(shift: int, right_scale: int) -> None:
+    """flow_scales 2: the same flow module runs on the frames and on them shrunk twice; a constant
+    flow of one of its pixels is 1 full pixel at the first scale and 2 at the second. The frames
+    move by 2 (or 4) pixels, so only the first (or second) scale's flows align them, and the fused
+    frame, flows and mask are that scale's away from the borders (where rolling wraps the frames)."""
+    base = Interpolator.from_config(ModelConfig(unet_channels=(8, 16), feature_channels=4, synthesis_channels=4))
+    flow = ConstantFlow(0.5)
+    model = Interpolator(flow, base.features, base.synthesis, stride=2, flow_scales=2).eval()
+    assert model.multiple() == 4 and model.multiple(0.5) == 8
+    torch.manual_seed(0)
+    image1 = torch.rand(1, 3, 64, 64)  # noise: a misaligned pair disagrees everywhere
+    image2 = torch.roll(image1, shifts=(-shift, -shift), dims=(2, 3))  # I2(x) = I1(x + shift)
+    with torch.no_grad():
+        out = model(image1, image2, torch.tensor([0.5]))
+    assert flow.seen == [(1, 3, 64, 64), (1, 3, 32, 32)]
+    step = 2**right_scale  # that scale's flows in full pixels: (step, step) into I1, −(step, step) into I2
+    middle = torch.roll(image1, shifts=(-step, -step), dims=(2, 3))  # the true frame at t = 0.5 (shift = 2·step)
+    inner = (..., slice(16, -16), slice(16, -16))
+    assert torch.allclose(out.coarse[inner], middle[inner], atol=1e-5)
+    assert torch.allclose(out.flow1[inner], torch.full_like(out.flow1[inner], float(step)), atol=1e-4)
+    assert torch.allclose(out.flow2[inner], -out.flow1[inner]) and torch.allclose(out.mask, torch.full_like(out.mask, 0.5))
+
+
+def test_consistency_weights_sum_to_one_and_favour_agreement() -> None:
+    errors = [torch.rand(2, 1, 32, 48), torch.rand(2, 1, 32, 48), torch.rand(2, 1, 32, 48) * 0.01]
+    weights = consistency_weights(errors)
+    assert len(weights) == 3 and all(w.shape == (2, 1, 32, 48) for w in weights)
+    assert torch.allclose(sum(weights), torch.ones_like(weights[0]), atol=1e-5)
+    assert (weights[2] > 0.9).all()  # the estimate whose warped frames agree everywhere wins everywhere
+    same = consistency_weights([errors[0], errors[0].clone()])
+    assert torch.allclose(same[0], torch.full_like(same[0], 0.5))
+    with pytest.raises(ValueError, match="flow_scales"):
+        ModelConfig(flow_prior="dis", flow_scales=2)
+    assert ModelConfig(flow_downsample=2, flow_scales=3).multiple == 32 * 2 * 4
+    assert ModelConfig.from_dict(ModelConfig().to_dict()).flow_scales == 1
 
 
 def test_rife_teacher_teaches_only_the_middle_time(tmp_path: Path) -> None:

@@ -18,8 +18,10 @@ from tests.conftest import TINY_CONFIG
 from vfi_cli import api
 from vfi_cli.cli import main
 from vfi_cli.config import LossWeights, TrainConfig
+from vfi_cli.errors import VfiError
 from vfi_cli.model.weights import load_weights
-from vfi_cli.training.export import run_history
+from vfi_cli.training.checkpoint import command_line, vfi_command
+from vfi_cli.training.export import parent_as_vfi, run_history
 from vfi_cli.training.items import collate_triplets
 from vfi_cli.training.trainer import Trainer
 
@@ -123,6 +125,12 @@ def test_cli_trains_resumes_and_exports_usable_weights(tmp_path: Path, monkeypat
     (tmp_path / "eval.json").write_text(json.dumps({"holdout": {"clip": {"psnr": 30.0}}}))
     exported = api.export(tmp_path / "run", tmp_path / "m.safetensors", metrics=tmp_path / "eval.json")
     assert exported["metrics"]["holdout"] == {"clip": {"psnr": 30.0}} and "total" in exported["metrics"]["training"]
+    scaled = api.export(tmp_path / "run", tmp_path / "s.safetensors", flow_scales=2)  # an inference setting, no parameters
+    assert scaled["config"]["flow_scales"] == 2 and scaled["recipe"]["export_settings"] == {"flow_scales": 2}
+    assert any(line.startswith("flow scales") for line in scaled["recipe"]["deviations"])
+    assert load_weights(tmp_path / "s.safetensors")[0].flow_scales == 2 and "export_settings" not in card["recipe"]
+    with pytest.raises(VfiError, match="--flow-scales 9"):
+        api.export(tmp_path / "run", tmp_path / "t.safetensors", flow_scales=9)
     (tmp_path / "list.json").write_text("[1, 2]")
     with pytest.raises(Exception, match="JSON object"):
         api.export(tmp_path / "run", tmp_path / "n.safetensors", metrics=tmp_path / "list.json")
@@ -144,6 +152,18 @@ def test_cli_trains_resumes_and_exports_usable_weights(tmp_path: Path, monkeypat
     assert fresh.exit_code == 0, fresh.output
     assert json.loads((tmp_path / "fresh" / "config.json").read_text())["model"] == TINY_CONFIG.to_dict()
     assert not (tmp_path / "fresh" / "init_from.json").exists()
+
+
+def test_a_run_started_with_python_m_records_the_vfi_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`python -m vfi_cli train ...` is `vfi train ...`: the card's command can be replayed as written."""
+    monkeypatch.setattr(sys, "argv", ["/site-packages/vfi_cli/__main__.py", "train", "--run-dir", "run"])
+    assert command_line() == "vfi train --run-dir run"
+    assert vfi_command("__main__.py train --steps 9 ; __main__.py train --resume") == "vfi train --steps 9 ; vfi train --resume"
+    assert vfi_command("vfi train --run-dir __main__.py") == "vfi train --run-dir __main__.py"
+    chain = {"file": "b.safetensors", "recipe": {"command": "__main__.py train --b", "init_from": {"recipe": {"command": "__main__.py train --a"}}}}
+    named = parent_as_vfi(chain)
+    assert named["recipe"]["command"] == "vfi train --b" and named["recipe"]["init_from"]["recipe"]["command"] == "vfi train --a"
+    assert named["file"] == "b.safetensors" and chain["recipe"]["command"] == "__main__.py train --b"  # the parent's own file is untouched
 
 
 def test_run_history_sums_the_wall_time_of_every_process(tmp_path: Path) -> None:

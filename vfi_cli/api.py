@@ -304,7 +304,7 @@ def benchmark(
 
 def export(
     run: Path | str, destination: Path | str, *, half: bool = False, overwrite: bool = False,
-    metrics: Path | str | dict[str, Any] | None = None,
+    metrics: Path | str | dict[str, Any] | None = None, flow_scales: int | None = None,
 ) -> dict[str, Any]:
     """Write a training run's generator as weights for :func:`convert` and :func:`load_model`.
 
@@ -314,6 +314,7 @@ def export(
         half: store fp16 weights (half the size).
         overwrite: replace an existing ``destination``.
         metrics: a dict, or a JSON file holding one, added to the card's metrics (e.g. evaluation tables).
+        flow_scales: the ``ModelConfig.flow_scales`` to write (no parameters; any run takes it); None: the run's.
 
     Returns:
         The card: config, recipe (command, steps, wall time, hardware, parent stages), metrics, sha256.
@@ -324,7 +325,7 @@ def export(
     from vfi_cli.training.export import export_weights
 
     return export_weights(Path(run), Path(destination), half=half, overwrite=overwrite,
-                          metrics=Path(metrics) if isinstance(metrics, str) else metrics)
+                          metrics=Path(metrics) if isinstance(metrics, str) else metrics, flow_scales=flow_scales)
 
 
 def export_onnx(

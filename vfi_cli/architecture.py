@@ -13,6 +13,7 @@ from typing import Any
 
 FLOW_PRIORS = ("none", "dis", "coarse")
 COARSE_SHRINK = 2  # the coarse U-Net (flow_prior "coarse") sees the U-Net's frames shrunk this many times more
+MAX_FLOW_SCALES = 4  # flow_scales: the coarsest of 4 scales sees frames shrunk 8 times more than the first
 
 # Bounds on what a config may describe (the default network: 6 levels, 256 channels at most, 4.8M parameters).
 MAX_LEVELS = 8
@@ -69,6 +70,12 @@ class ModelConfig:
     RIFE's ensemble option): twice the flow module's cost, the same parameters. Switched on for a
     distilled student before any training with it: +0.11 dB mean on 7 dev hold-out clips (every
     triplet), from 0.0 (carphone) to +0.24 (box).
+    ``flow_scales`` k > 1 also estimates the flows on frames shrunk 2, 4 … 2^(k−1) times more, with
+    the same U-Net, and fuses the k estimates pixel by pixel, each weighted by how well the two
+    frames warped by it agree around that pixel (:func:`~vfi_cli.model.network.fuse_by_agreement`):
+    a U-Net sees a large motion as a small one on smaller frames, and a fine one only on the larger.
+    No parameters are added; it needs no ground truth, so it runs at inference. It cannot be
+    combined with the "dis" prior, computed at one scale outside the network.
     """
 
     unet_channels: tuple[int, ...] = (32, 64, 96, 128, 192, 256)
@@ -79,6 +86,7 @@ class ModelConfig:
     flow_prior: str = "none"
     flow_downsample: int = 1
     symmetric_flow: bool = False
+    flow_scales: int = 1
 
     def __post_init__(self) -> None:
         """Types and sizes are checked before anything is built: a config read from a file (weights
@@ -102,6 +110,9 @@ class ModelConfig:
             raise ValueError(f"flow_prior must be one of {FLOW_PRIORS}, got {_shown(self.flow_prior)}")
         if not isinstance(self.symmetric_flow, bool):
             raise ValueError(f"symmetric_flow must be true or false, got {_shown(self.symmetric_flow)}")
+        _check_int("flow_scales", self.flow_scales, 1, MAX_FLOW_SCALES)
+        if self.flow_scales > 1 and self.flow_prior == "dis":
+            raise ValueError('flow_scales above 1 needs flow_prior "none" or "coarse": the DIS prior is computed at one scale')
         if self.parameter_count() > MAX_PARAMETERS:
             raise ValueError(f"the network would have {self.parameter_count():,d} parameters, more than the {MAX_PARAMETERS:,d} "
                              "vfi builds")
@@ -123,7 +134,7 @@ class ModelConfig:
     @property
     def multiple(self) -> int:
         """The factor full frame sides must be a multiple of (at flow scale 1)."""
-        return self.stride * self.flow_downsample * (COARSE_SHRINK if self.flow_prior == "coarse" else 1)
+        return self.stride * self.flow_downsample * (COARSE_SHRINK if self.flow_prior == "coarse" else 1) * 2 ** (self.flow_scales - 1)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

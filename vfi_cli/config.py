@@ -13,7 +13,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from vfi_cli.architecture import ModelConfig
+from vfi_cli.architecture import MAX_FLOW_SCALES, ModelConfig
 from vfi_cli.errors import VfiError
 from vfi_cli.units import MAX_FACTOR, check_output_rate, parse_rate, parse_time
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 from pathlib import Path
@@ -138,15 +139,26 @@ def cache_root() -> Path:
 
 
 def weights_digest(model: torch.nn.Module) -> str:
-    """A hash of the model's tensors, their names and how its flow is computed: new weights or
-    another architecture never reuse an old graph."""
-    digest = hashlib.sha256(
-        f"{getattr(model, 'flow_downsample', 1)}|{getattr(model, 'flow_prior', 'none')}|{getattr(model, 'symmetric_flow', False)}".encode()
-    )
+    """A hash of the model's tensors, their names, its architecture settings
+    (``Interpolator.architecture``) and the source of :mod:`vfi_cli.model`: new weights, another
+    forward pass or other code computing it (another vfi version, a local edit) never reuse an old
+    graph. (The source counts since a graph exported by a since-changed forward pass once ran
+    silently, 2.5× slower, in place of the new one.)"""
+    settings = model.architecture() if hasattr(model, "architecture") else {}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    digest.update(model_source_digest().encode())
     for key, value in sorted(model.state_dict().items()):
         digest.update(key.encode())
         digest.update(value.detach().float().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def model_source_digest() -> str:
+    """A hash of the source files of :mod:`vfi_cli.model`, which define what a graph computes."""
+    digest = hashlib.sha256()
+    for path in sorted((Path(__file__).resolve().parent.parent / "model").glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
 
 
 def exported_graph(model: torch.nn.Module, flow_scale: float, cache_dir: Path | None = None) -> Path:

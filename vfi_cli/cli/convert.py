@@ -162,7 +162,7 @@ def info(weights: Path | str | None, output: Output) -> None:
         click.echo(f"weights: {described['weights']} (sha256 {described['sha256']})")
         for line in described["card"]:
             click.echo(line)
-    click.echo(f"stride: {described['stride']}")
+    click.echo(f"stride: {described['stride']} (frame sides are padded to multiples of {described['multiple']})")
     for name, count in described["parameters"].items():
         click.echo(f"  {name:<10} {count:>10,d} parameters")
     if weights is None:  # what to choose among; --weights and --model describe one

@@ -11,7 +11,7 @@ import click
 from vfi_cli import api
 from vfi_cli.cli.options import call, verbosity, weights_option
 from vfi_cli.cli.output import Output
-from vfi_cli.config import ADVERSARIAL_MODES, DATA_KINDS, FEATURE_INITS, FLOW_SCALES, PROPOSAL_KINDS, TRAIN_STAGES, LossWeights, TrainConfig, default
+from vfi_cli.config import ADVERSARIAL_MODES, DATA_KINDS, FEATURE_INITS, FLOW_SCALES, MAX_FLOW_SCALES, PROPOSAL_KINDS, TRAIN_STAGES, LossWeights, TrainConfig, default
 from vfi_cli.errors import VfiError
 
 _SETTABLE = [f.name for f in dataclasses.fields(LossWeights) if f.name != "teacher"]  # --teacher-weight sets that one
@@ -137,17 +137,20 @@ def parse_losses(lambdas: tuple[str, ...], teacher_weight: float | None) -> dict
 @click.option("--onnx", "onnx_path", type=click.Path(path_type=Path), metavar="OUT.onnx",
               help="Instead: write the network of --weights as ONNX (dynamic size; for ONNX Runtime, TensorRT, ncnn ...). "
                    "A model with the DIS prior (the shipped one) takes the prior as inputs prior_flow1, prior_flow2, prior_mask.")
+@click.option("--flow-scales", type=click.IntRange(1, MAX_FLOW_SCALES), metavar="K",
+              help="Write the weights to estimate the flows at K scales, each half the last, fused by how well their "
+                   "warped frames agree (ModelConfig.flow_scales; adds no parameters). Default: the run's.")
 @weights_option("With --onnx: the weights to export (default: the default model).")
 @click.option("--scale", "flow_scale", type=click.Choice([f"{s:g}" for s in FLOW_SCALES]), default="1", show_default=True,
               help="With --onnx: the flow scale built into the graph.")
 @verbosity()
 def export(checkpoint: Path | None, destination: Path | None, half: bool, overwrite: bool, metrics_file: Path | None,
-           onnx_path: Path | None, weights: Path | str | None, flow_scale: str, output: Output) -> None:
+           flow_scales: int | None, onnx_path: Path | None, weights: Path | str | None, flow_scale: str, output: Output) -> None:
     """Write a training checkpoint's generator as weights for `vfi interpolate --weights`
     (vfi export CHECKPOINT OUT), or a model as an ONNX graph (vfi export --onnx OUT.onnx)."""
     if onnx_path is not None:
-        if checkpoint is not None or half or metrics_file is not None:
-            raise click.UsageError("--onnx takes no CHECKPOINT, OUT, --half or --metrics (choose the model with --weights or --model)")
+        if checkpoint is not None or half or metrics_file is not None or flow_scales is not None:
+            raise click.UsageError("--onnx takes no CHECKPOINT, OUT, --half, --metrics or --flow-scales (choose the model with --weights or --model)")
         path = call(lambda: api.export_onnx(onnx_path, weights=weights, flow_scale=float(flow_scale), overwrite=overwrite))
         click.echo(f"wrote {path} (inputs image1, image2 [N,3,H,W] in 0..1 and t [N], and for a model with the DIS prior, "
                    "such as the shipped one, prior_flow1, prior_flow2, prior_mask from vfi_cli.model.export.graph_inputs; "
@@ -157,5 +160,5 @@ def export(checkpoint: Path | None, destination: Path | None, half: bool, overwr
         raise click.UsageError("give CHECKPOINT and OUT (or --onnx OUT.onnx)")
     if weights is not None:
         raise click.UsageError("--weights and --model go with --onnx")
-    card = call(lambda: api.export(checkpoint, destination, half=half, overwrite=overwrite, metrics=metrics_file))
+    card = call(lambda: api.export(checkpoint, destination, half=half, overwrite=overwrite, metrics=metrics_file, flow_scales=flow_scales))
     click.echo(f"wrote {destination} and its card (sha256 {card['sha256']})")

@@ -77,6 +77,9 @@ def bytes_per_pixel(model: nn.Module, flow_scale: float, dtype: torch.dtype) -> 
     confidences, splatting sums and the U-Net's 11 extra input planes (counted as 44 values; the
     compact shipped config measured +172 B/px: 894 without the prior, 1066 with it). A symmetric
     flow module runs the U-Net on a batch of two (both frame orders), which doubles its part
+    (derived, not measured). With k ``flow_scales`` the U-Net also runs on frames shrunk 2 … 2^(k−1)
+    times more (a quarter, a sixteenth … of its part again), and each scale's flows, mask and
+    error (6) and two warped frames (6) are held at the U-Net's size until they are fused there
     (derived, not measured).
     """
     unet, features, synthesis = _widths(model)
@@ -85,7 +88,10 @@ def bytes_per_pixel(model: nn.Module, flow_scale: float, dtype: torch.dtype) -> 
     prior = 44 if getattr(model, "flow_prior", "none") != "none" else 0
     shrink = model.flow_shrink(flow_scale) if hasattr(model, "flow_shrink") else round(1 / flow_scale)
     orders = 2 if getattr(model, "symmetric_flow", False) else 1
-    flow_phase = held + orders * (3 * c1 + 4 * c0 + 13 + prior) / shrink**2
+    scales = getattr(model, "flow_scales", 1)
+    unet_part = sum(orders * (3 * c1 + 4 * c0 + 13 + prior) / (shrink * 2**level) ** 2 for level in range(scales))
+    fusion = (6 * scales + 6) / shrink**2 if scales > 1 else 0
+    flow_phase = held + fusion + unet_part
     synthesis_phase = 5 * features + 3 * synthesis + 9
     values = max(flow_phase, synthesis_phase)
     if dtype == torch.float32:

@@ -89,7 +89,7 @@ def describe_weights(path: Path | None) -> dict[str, Any]:
         network, card = load_weights(path)
         described.update(sha256=card.get("sha256", "not on a card"), card=card_summary(card))
     parts = {name: sum(p.numel() for p in module.parameters()) for name, module in network.named_children()}
-    return described | {"stride": network.stride, "parameters": parts | {"total": sum(parts.values())}}
+    return described | {"stride": network.stride, "multiple": network.multiple(), "parameters": parts | {"total": sum(parts.values())}}
 
 
 def save_weights(

@@ -22,6 +22,7 @@ import dataclasses
 import math
 import os
 import random
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +89,13 @@ class RunDirectory:
 
 def command_line() -> str:
     """The command that started this process, for the run's config and the weights card."""
-    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    return vfi_command(" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]))
+
+
+def vfi_command(command: str) -> str:
+    """``command`` with ``python -m vfi_cli``'s program name, ``__main__.py``, written as the ``vfi``
+    it is (runs recorded before this was mended are read through it too)."""
+    return re.sub(r"(^|; )__main__\.py(?= |$)", r"\1vfi", command)
 
 
 def resolve_config(run_dir: Path, resume: bool, given: dict[str, Any]) -> TrainConfig:

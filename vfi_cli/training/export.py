@@ -3,6 +3,7 @@ the wall time and hardware of every process that trained it, and the stages it w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from vfi_cli.errors import VfiError, first_line
 from vfi_cli.files import check_output_file, read_json_object
 from vfi_cli.model.network import Interpolator
 from vfi_cli.model.weights import check_finite, model_config, save_weights
-from vfi_cli.training.checkpoint import RunDirectory, load_checkpoint
+from vfi_cli.training.checkpoint import RunDirectory, load_checkpoint, vfi_command
 
 
 def run_history(metrics_file: Path) -> dict[str, Any]:
@@ -54,6 +55,9 @@ def deviations(train_config: dict[str, Any]) -> list[str]:
         found.append(f"flow at 1/{model['flow_downsample']} resolution: the U-Net runs on shrunk frames, its flows are upsampled")
     if model.get("symmetric_flow"):
         found.append("symmetric flow: the flow module also runs on the reversed pair and the two estimates are averaged")
+    if model.get("flow_scales", 1) > 1:
+        found.append(f"flow scales: the flows are also estimated on frames shrunk 2 to {2 ** (model['flow_scales'] - 1)} times more, "
+                     "and the estimates fused per pixel by how well their warped inputs agree")
     if str(train_config.get("perceptual_source", "")).startswith("offline"):
         found.append("perceptual loss: an offline Laplacian-pyramid L1 instead of VGG-16 features (no VGG-16 weights)")
     if train_config.get("losses", {}).get("mse", 0):
@@ -63,16 +67,39 @@ def deviations(train_config: dict[str, Any]) -> list[str]:
     return found
 
 
+def parent_as_vfi(parent: dict[str, Any]) -> dict[str, Any]:
+    """A parent stage (``init_from.json``: file, sha256, recipe) with every command in its chain
+    written as ``vfi ...`` (:func:`~vfi_cli.training.checkpoint.vfi_command`), as this stage's is."""
+    recipe = parent.get("recipe")
+    if not isinstance(recipe, dict):
+        return parent
+    recipe = dict(recipe)
+    if isinstance(recipe.get("command"), str):
+        recipe["command"] = vfi_command(recipe["command"])
+    if isinstance(recipe.get("init_from"), dict):
+        recipe["init_from"] = parent_as_vfi(recipe["init_from"])
+    return {**parent, "recipe": recipe}
+
+
 def export_checkpoint(
     checkpoint_path: Path, destination: Path, half: bool = False, metrics: dict[str, Any] | None = None, overwrite: bool = True,
+    flow_scales: int | None = None,
 ) -> dict[str, Any]:
     """Write a checkpoint's generator as ``vfi interpolate`` weights, with a card naming the recipe,
     the training time and hardware (from the run's log when it sits beside the checkpoint), and
     the last training metrics plus any given ``metrics`` (e.g. evaluation tables). Its architecture
     and values are checked first (no NaN or infinite weights); without ``overwrite`` a file that
-    appeared at ``destination`` meanwhile is never replaced."""
+    appeared at ``destination`` meanwhile is never replaced. ``flow_scales`` replaces the run's
+    ``ModelConfig.flow_scales``, an inference setting without parameters; the card's recipe
+    records it under ``export_settings``."""
     checkpoint = load_checkpoint(checkpoint_path)
     config = model_config(checkpoint["config"].get("model"), f"checkpoint {checkpoint_path}")
+    settings = {} if flow_scales is None else {"flow_scales": flow_scales}
+    if settings:
+        try:
+            config = dataclasses.replace(config, **settings)
+        except ValueError as exc:
+            raise VfiError(f"--flow-scales {flow_scales}: {first_line(exc)}") from None
     check_finite(checkpoint["model"], f"checkpoint {checkpoint_path}")
     model = Interpolator.from_config(config)
     try:
@@ -80,7 +107,7 @@ def export_checkpoint(
     except RuntimeError as exc:
         raise VfiError(f"checkpoint {checkpoint_path} does not fit its config: {first_line(exc)}") from None
     recipe = {
-        "command": checkpoint["config"].get("command", ""),
+        "command": vfi_command(str(checkpoint["config"].get("command", ""))),
         "steps": checkpoint["step"],
         "epochs": checkpoint["epoch"],
         "train_config": checkpoint["config"],
@@ -89,8 +116,10 @@ def export_checkpoint(
     if run.metrics.is_file():
         recipe.update(run_history(run.metrics))
     if run.init_from.is_file():
-        recipe["init_from"] = read_json_object(run.init_from)
-    recipe["deviations"] = deviations(checkpoint["config"])
+        recipe["init_from"] = parent_as_vfi(read_json_object(run.init_from))
+    if settings:
+        recipe["export_settings"] = settings
+    recipe["deviations"] = deviations({**checkpoint["config"], "model": config.to_dict()})
     return save_weights(
         model, config, destination, recipe=recipe, metrics={"training": checkpoint.get("last_metrics", {}), **(metrics or {})},
         dtype=torch.float16 if half else torch.float32, overwrite=overwrite,
@@ -98,7 +127,8 @@ def export_checkpoint(
 
 
 def export_weights(
-    run: Path, destination: Path, *, half: bool = False, overwrite: bool = False, metrics: Path | dict[str, Any] | None = None
+    run: Path, destination: Path, *, half: bool = False, overwrite: bool = False, metrics: Path | dict[str, Any] | None = None,
+    flow_scales: int | None = None,
 ) -> dict[str, Any]:
     """:func:`export_checkpoint` of a run directory (or its checkpoint file), with the checks a user
     needs: ``destination`` must not exist unless ``overwrite``, its folder must; ``metrics`` may be
@@ -107,4 +137,4 @@ def export_weights(
     check_output_file(destination, "OUT", overwrite=overwrite)  # also '-': weights and their card are two files
     if isinstance(metrics, (str, Path)):
         metrics = read_json_object(Path(metrics), f"--metrics {metrics}")
-    return export_checkpoint(checkpoint, destination, half=half, metrics=metrics, overwrite=overwrite)
+    return export_checkpoint(checkpoint, destination, half=half, metrics=metrics, overwrite=overwrite, flow_scales=flow_scales)
