@@ -16,13 +16,14 @@ from vfi_cli.model.prior import FlowPrior, dis_prior
 from vfi_cli.model.synthesis import Synthesis
 from vfi_cli.model.warp import backward_warp
 
-# The fusion of flow scales (ModelConfig.flow_scales) compares each scale's two warped inputs over a
-# box of this many pixels of the U-Net's frames, and weights the scales by softmax(−error / temperature),
-# the error being a mean absolute difference of RGB values in [0, 1]. Chosen on 8 triplets of each dev
-# hold-out clip with the distilled student distill11 (flow_downsample 2, scales 1, 1/2, 1/4): a box of
-# 33 full pixels and a temperature of 0.005 gained +0.22 dB over the first scale alone (0.01: +0.21,
-# 0.002: +0.21; 65 pixels: +0.21; two scales: +0.15; the best scale per 9-pixel box chosen with the
-# ground truth: +0.44).
+# The fusion of flow scales (ModelConfig.flow_scales) compares the two frames each scale's flows warp,
+# at the U-Net's resolution, over a box of FUSION_WINDOW pixels there, and weights the scales by
+# softmax(−error / FUSION_TEMPERATURE), the error being a mean absolute difference of RGB values in
+# [0, 1]. Chosen on 8 triplets of each of the 9 dev hold-out clips with the shipped vfi-fast (distill11
+# @11,000; flow_downsample 2, 3 scales): +0.16 dB over its first scale alone (box 9 or 33: +0.14;
+# temperature 0.0025: +0.15, 0.01: +0.14, 0.02: +0.09). Fusing the warped frames at full resolution
+# instead gained 0.03 dB more at 1.5× the time in OpenVINO; choosing the best scale per 9-pixel box
+# with the ground truth, an upper bound, +0.44.
 FUSION_WINDOW = 17
 FUSION_TEMPERATURE = 0.005
 
@@ -82,8 +83,8 @@ class Interpolator(nn.Module):
     def architecture(self) -> dict[str, object]:
         """Every setting besides the tensors that changes what the forward pass computes: an
         exported graph is cached under these and the tensors (``backends.weights_digest``)."""
-        return {"flow_downsample": self.flow_downsample, "flow_prior": self.flow_prior,
-                "coarse": self.coarse_flow is not None, "symmetric_flow": self.symmetric_flow, "flow_scales": self.flow_scales}
+        return {"flow_downsample": self.flow_downsample, "flow_prior": self.flow_prior, "symmetric_flow": self.symmetric_flow,
+                "flow_scales": self.flow_scales}
 
     def multiple(self, flow_scale: float = 1.0) -> int:
         """The factor both image sides must be a multiple of: the U-Net sees frames shrunk n times
