@@ -19,7 +19,7 @@ from vfi_cli.cli import main
 from vfi_cli.config import EvalOptions
 from vfi_cli.datasets.testsets import folder_triplets, video_triplets
 from vfi_cli.evaluation.evaluate import evaluate, evaluate_source
-from vfi_cli.evaluation.methods import blend, model_method, repeat
+from vfi_cli.evaluation.methods import ModelMethod, blend, repeat
 from vfi_cli.metrics import interpolation_error, psnr, ssim
 from vfi_cli.model.network import Interpolator
 from vfi_cli.model.weights import save_weights
@@ -31,7 +31,7 @@ def test_eval_on_a_translating_clip_with_a_known_middle_frame(tmp_path: Path, st
     frames = translating_frames(11, 40, 64, step=(2, -1))
     path = lossless_clip(tmp_path / "move.mkv", frames)
     model = analytic_model((2 * 2 * stride, -1 * 2 * stride))
-    methods = {"ours": model_method(model, torch.device("cpu"), torch.float32), "blend": blend, "repeat": repeat}
+    methods = {"ours": ModelMethod(model, torch.device("cpu"), torch.float32), "blend": blend, "repeat": repeat}
     report = evaluate(video_triplets(path, stride=stride, max_triplets=4), methods)
     assert report["triplets"] == 4
     means = {name: result["regions"]["all"] for name, result in report["methods"].items()}

@@ -20,7 +20,7 @@ from vfi_cli.config import EngineOptions, EvalOptions
 from vfi_cli.datasets.base import TripletSource
 from vfi_cli.errors import VfiError
 from vfi_cli.evaluation.figures import psnr_plot, side_by_side
-from vfi_cli.evaluation.methods import BASELINES, Method, ModelMethod, model_method
+from vfi_cli.evaluation.methods import BASELINES, Method, ModelMethod
 from vfi_cli.files import check_output_file, check_output_folder
 from vfi_cli.metrics import SSIM_WINDOW, check_frame_size, measure
 from vfi_cli.progress import SILENT, Progress
@@ -137,7 +137,7 @@ def evaluate_source(
         from vfi_cli.backends.eager import load_model
 
         model = load_model(weights, engine)
-        ours = model_method(model.network, model.device, model.dtype, engine.backend, engine.flow_scale)
+        ours = ModelMethod(model.network, model.device, model.dtype, engine.backend, engine.flow_scale)
         methods["ours"] = ours
         model_info = {"weights": str(model.weights), "sha256": model.card.get("sha256"),
                       "device": str(model.device), "dtype": str(model.dtype).removeprefix("torch."), "flow_scale": engine.flow_scale,

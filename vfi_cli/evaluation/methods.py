@@ -33,8 +33,8 @@ BASELINES: dict[str, Method] = {"blend": blend, "repeat": repeat}
 
 
 class ModelMethod:
-    """The network through the same engine as ``vfi interpolate`` (padding, precision, backend), at
-    t = 0.5: one engine per frame size, made on first use."""
+    """The network as a :data:`Method`, through the same engine as ``vfi interpolate`` (padding,
+    precision, backend, flow scale), at t = 0.5: one engine per frame size, made on first use."""
 
     def __init__(
         self, network: torch.nn.Module, device: torch.device, dtype: torch.dtype, backend: str = "auto", flow_scale: float = 1.0,
@@ -57,10 +57,3 @@ class ModelMethod:
         """The backends that ran, by name: ``auto`` resolved, including its fall-back to torch
         when the preferred runtime failed on this model."""
         return sorted({engine.backend.name for engine in self._engines.values()})
-
-
-def model_method(
-    network: torch.nn.Module, device: torch.device, dtype: torch.dtype, backend: str = "auto", flow_scale: float = 1.0,
-) -> ModelMethod:
-    """The network as a :data:`Method` (see :class:`ModelMethod`)."""
-    return ModelMethod(network, device, dtype, backend, flow_scale)
