@@ -45,6 +45,7 @@ class Triplet:
     t: float
     key: str
     teachable: bool = False  # consecutive frames of a video: the triplets a network teacher's cache covers
+    motion: np.ndarray | None = None  # the exact target of a scene with known motion, packed as a network teacher's
 
 
 class Source:

@@ -8,11 +8,14 @@ import numpy as np
 from vfi_cli.datasets.base import Source, Triplet
 
 SYNTHETIC_SCENES = {"train": 4096, "val": 64}
+SPRITE_SIDE = (0.03, 0.1)  # small fast objects: side, as a share of the scene's side
+SPRITE_SPEED = 0.12  # ... and their largest speed per frame pair, the same way (several times their size)
 
 
 class SyntheticSource(Source):
     """Procedural scenes with exactly known motion: a panning background and textured layers that
-    move and occlude each other. Scene ``index`` is fixed by the seed; augmentation varies per epoch.
+    move and occlude each other, some of them small and fast. The true motion comes with each
+    triplet (``Triplet.motion``) and teaches the flows where a network teacher has nothing to say. Scene ``index`` is fixed by the seed; augmentation varies per epoch.
 
     Textures are the natural photographs scikit-image ships when it is installed, else band-limited
     noise, so training runs with no dataset at all.
@@ -45,24 +48,64 @@ class SyntheticSource(Source):
         layers = []
         for _ in range(int(scene.integers(1, 5))):
             side = int(scene.uniform(0.15, 0.5) * size)
-            patch = _texture_patch(textures[int(scene.integers(len(textures)))], side, scene)
-            mask = _shape_mask(side, scene)
-            origin = scene.uniform(0, size - side, 2)
-            velocity = scene.uniform(-0.15, 0.15, 2) * size
-            layers.append((patch, mask, origin, velocity))
+            layers.append(_layer(textures, side, scene.uniform(-0.15, 0.15, 2) * size, size, scene))
+        # Small objects moving fast (drops, balls, birds): a few pixels wide and moving further than
+        # their own size between frames, the case a flow network smooths away (they come out doubled).
+        for _ in range(int(scene.integers(0, 4))):
+            side = max(4, int(scene.uniform(SPRITE_SIDE[0], SPRITE_SIDE[1]) * size))
+            layers.append(_layer(textures, side, scene.uniform(-SPRITE_SPEED, SPRITE_SPEED, 2) * size, size, scene))
 
-        def render(time: float) -> np.ndarray:
+        def render(time: float) -> tuple[np.ndarray, np.ndarray]:
+            """The frame at ``time`` and the index of the layer seen at each pixel (0: background)."""
             matrix = np.float32([[1, 0, -size / 2 + time * pan[0]], [0, 1, -size / 2 + time * pan[1]]])
             canvas = cv2.warpAffine(background, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT).astype(np.float32)
-            for patch, mask, origin, velocity in layers:
+            owner = np.zeros((size, size), np.int32)
+            for number, (patch, mask, origin, velocity) in enumerate(layers, start=1):
                 x, y = origin + time * velocity
                 place = np.float32([[1, 0, x], [0, 1, y]])
                 moved = cv2.warpAffine(patch, place, (size, size), flags=cv2.INTER_LINEAR).astype(np.float32)
                 alpha = cv2.warpAffine(mask, place, (size, size), flags=cv2.INTER_LINEAR)[..., None]
                 canvas = alpha * moved + (1 - alpha) * canvas
-            return canvas.round().clip(0, 255).astype(np.uint8)
+                owner[alpha[..., 0] > 0.5] = number
+            return canvas.round().clip(0, 255).astype(np.uint8), owner
 
-        return Triplet(render(0.0), render(t), render(1.0), t, f"synthetic/{split}/{index}")
+        (first, owner1), (middle, owner_t), (last, owner2) = render(0.0), render(t), render(1.0)
+        velocities = np.stack([pan] + [layer[3] for layer in layers]).astype(np.float32)
+        motion = _exact_target(velocities, owner1, owner_t, owner2, t)
+        return Triplet(first, middle, last, t, f"synthetic/{split}/{index}", motion=motion)
+
+
+def _layer(textures: list[np.ndarray], side: int, velocity: np.ndarray, size: int, scene: np.random.Generator) -> tuple:
+    """A textured shape of ``side`` pixels placed at random in the frame, moving at ``velocity`` pixels per frame pair."""
+    patch = _texture_patch(textures[int(scene.integers(len(textures)))], side, scene)
+    mask = _shape_mask(side, scene)
+    origin = scene.uniform(0, size - side, 2)
+    return patch, mask, origin, velocity
+
+
+def _exact_target(velocities: np.ndarray, owner1: np.ndarray, owner_t: np.ndarray, owner2: np.ndarray, t: float) -> np.ndarray:
+    """The scene's true motion packed as a network teacher's target ([8,H,W] float32: flows from the
+    middle frame into the first and last, blending mask, and the weight of each).
+
+    Every layer moves rigidly, so the pixel at x at time t came from x − t·v and goes to x + (1−t)·v,
+    v being the velocity of the layer seen there. A flow's weight is 1 where that layer is still the
+    one seen at its source (0 where it is hidden there); the mask is 1 − t where both are seen, else
+    whichever is, and its weight is 0 where neither is.
+    """
+    height, width = owner_t.shape
+    v = velocities[owner_t]  # [H,W,2]
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+
+    def seen(owner: np.ndarray, shift: float) -> np.ndarray:
+        sx = np.clip(np.rint(xs + shift * v[..., 0]), 0, width - 1).astype(np.int64)
+        sy = np.clip(np.rint(ys + shift * v[..., 1]), 0, height - 1).astype(np.int64)
+        return (owner[sy, sx] == owner_t).astype(np.float32)
+
+    seen1, seen2 = seen(owner1, -t), seen(owner2, 1 - t)
+    both = seen1 * seen2
+    mask = both * (1 - t) + seen1 * (1 - seen2) + 0.5 * (1 - seen1) * (1 - seen2)
+    flow1, flow2 = (-t * v).transpose(2, 0, 1), ((1 - t) * v).transpose(2, 0, 1)
+    return np.concatenate([flow1, flow2, mask[None], seen1[None], seen2[None], np.maximum(seen1, seen2)[None]]).astype(np.float32)
 
 
 def _natural_textures() -> list[np.ndarray]:

@@ -130,7 +130,7 @@ class TripletDataset(Dataset):
         y, x = min(round(low_y * scale), height - side), min(round(low_x * scale), width - side)
         high = [f[y : y + side, x : x + side] for f in frames]
         boxes_full = self._cached_detections(triplet, y, x, side) if self.proposals == "maskrcnn" else None
-        teacher = None if self.teacher is None else self.teacher.crop(triplet, frames, low_size, low_y, low_x, crop)
+        teacher = None if self.teacher is None else self._teacher_crop(triplet, frames, low_size, low_y, low_x, (y, x, side))
         if rng.random() < 0.5:
             high = [h[:, ::-1] for h in high]
             boxes_full = None if boxes_full is None else _flip_boxes(boxes_full, side, axis=0)
@@ -159,6 +159,23 @@ class TripletDataset(Dataset):
         if teacher is not None:
             item["teacher"] = torch.from_numpy(np.ascontiguousarray(teacher))
         return item
+
+    def _teacher_crop(
+        self, triplet: Triplet, frames: list[np.ndarray], low_size: tuple[int, int], low_y: int, low_x: int, high: tuple[int, int, int]
+    ) -> np.ndarray:
+        """The teacher's target over the crop: a scene's exact motion where it has one (its
+        high-resolution crop ``high`` = (y, x, side) brought to the crop's size, flows scaled with
+        it), else the teacher cache's. Nearest sampling keeps the motion's edges sharp."""
+        if triplet.motion is None or triplet.motion.shape[1:] != frames[0].shape[:2]:  # none, or frames enlarged to the crop
+            return self.teacher.crop(triplet, frames, low_size, low_y, low_x, self.crop)  # type: ignore[union-attr]
+        y, x, side = high
+        target = triplet.motion[:, y : y + side, x : x + side]
+        if side != self.crop:
+            target = np.stack([cv2.resize(c, (self.crop, self.crop), interpolation=cv2.INTER_NEAREST) for c in target])
+            target[:4] *= self.crop / side
+        if self.teacher.spec.kind == "dis":  # a classical teacher's layout: two flows and one confidence
+            return np.concatenate([target[:4], target[5:6] * target[6:7]]).astype(np.float32)
+        return target.astype(np.float32)
 
     def _crop_origin(self, triplet: Triplet, frames: list[np.ndarray], low_size: tuple[int, int], rng: np.random.Generator) -> tuple[int, int]:
         """Top-left corner (y, x) of the crop on the low-resolution grid: anywhere, or, for a share
