@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vfi_cli.config import TrainConfig
+from vfi_cli.config import ModelConfig, TrainConfig
 from vfi_cli.errors import VfiError, first_line
 from vfi_cli.files import read_json_object
 
@@ -210,20 +210,33 @@ def _check_value(name: str, kind: str, value: Any) -> None:
         raise VfiError(f"{name} must be at most {_AT_MOST[name]}, got {shown}")
 
 
-def load_initial_weights(model: torch.nn.Module, path: Path) -> dict[str, Any]:
-    """Copy a weights file into the generator; its architecture (every tensor's name and shape) must be the run's.
+def load_initial_weights(model: torch.nn.Module, path: Path, config: ModelConfig | None = None) -> dict[str, Any]:
+    """Copy a weights file into the generator. Its architecture must be the run's, or ``config``
+    (the run's) must be the file's with a wider flow U-Net, which then grows into it computing the
+    same (:func:`~vfi_cli.model.widen.widen_flow_unet`).
 
-    Returns the file's provenance (name, sha256, recipe from its card), which the run keeps so that
-    weights exported from a fine-tuning run still name every stage that made them.
+    Returns the file's provenance (name, sha256, recipe from its card, and the widths it grew from
+    and to), which the run keeps so that weights exported from a fine-tuning run still name every
+    stage that made them.
     """
-    from vfi_cli.model.weights import load_weights, sha256_file
+    from vfi_cli.model.weights import load_weights, read_weights, sha256_file
+    from vfi_cli.model.widen import can_widen, widen_flow_unet
 
     loaded, card = load_weights(path)
-    state = loaded.state_dict()
-    if state.keys() != model.state_dict().keys() or any(state[k].shape != v.shape for k, v in model.state_dict().items()):
-        raise VfiError(f"--init-weights {path} has another architecture than the run's model config; pass its config with --model-config")
-    model.load_state_dict({k: v.float() for k, v in state.items()})
-    return {"file": Path(path).name, "sha256": card.get("sha256") or sha256_file(Path(path)), "recipe": card.get("recipe", {})}
+    provenance = {"file": Path(path).name, "sha256": card.get("sha256") or sha256_file(Path(path)), "recipe": card.get("recipe", {})}
+    state, target = loaded.state_dict(), model.state_dict()
+    if state.keys() == target.keys() and all(state[k].shape == v.shape for k, v in target.items()):
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+        return provenance
+    narrow = read_weights(Path(path))[0]
+    if config is None or not can_widen(narrow, config):
+        raise VfiError(f"--init-weights {path} has another architecture than the run's model config; pass its config with --model-config"
+                       " (or the same one with a wider flow U-Net, unet_channels, to grow it)")
+    model.load_state_dict({k: v.float() for k, v in state.items() if not k.startswith(("flow.", "coarse_flow."))}, strict=False)
+    widen_flow_unet(loaded.flow.float(), model.flow)
+    if loaded.coarse_flow is not None:
+        widen_flow_unet(loaded.coarse_flow.float(), model.coarse_flow)
+    return {**provenance, "widened": {"unet_channels_from": list(narrow.unet_channels), "unet_channels_to": list(config.unet_channels)}}
 
 
 def rng_state() -> dict[str, Any]:

@@ -76,7 +76,7 @@ class Trainer:
         model = Interpolator.from_config(ModelConfig.from_dict(config.model))
         init_from = None
         if config.init_weights and checkpoint is None:
-            init_from = load_initial_weights(model, Path(config.init_weights))
+            init_from = load_initial_weights(model, Path(config.init_weights), ModelConfig.from_dict(config.model))
         if config.feature_init == "resnet18":
             path = Path(config.resnet18_weights) if config.resnet18_weights else None
             init_from_resnet18(model.features, load_resnet18_state(path, allow_download=config.allow_download))
