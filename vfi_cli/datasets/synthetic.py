@@ -15,7 +15,8 @@ SPRITE_SPEED = 0.12  # ... and their largest speed per frame pair, the same way 
 class SyntheticSource(Source):
     """Procedural scenes with exactly known motion: a panning background and textured layers that
     move and occlude each other, some of them small and fast. The true motion comes with each
-    triplet (``Triplet.motion``) and teaches the flows where a network teacher has nothing to say. Scene ``index`` is fixed by the seed; augmentation varies per epoch.
+    triplet (``Triplet.motion``) and teaches the flows where a network teacher has nothing to say.
+    Scene ``index`` is fixed by the seed; augmentation varies per epoch.
 
     Textures are the natural photographs scikit-image ships when it is installed, else band-limited
     noise, so training runs with no dataset at all.
@@ -75,7 +76,10 @@ class SyntheticSource(Source):
         return Triplet(first, middle, last, t, f"synthetic/{split}/{index}", motion=motion)
 
 
-def _layer(textures: list[np.ndarray], side: int, velocity: np.ndarray, size: int, scene: np.random.Generator) -> tuple:
+Layer = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # texture patch, alpha mask, origin (x, y), velocity (x, y)
+
+
+def _layer(textures: list[np.ndarray], side: int, velocity: np.ndarray, size: int, scene: np.random.Generator) -> Layer:
     """A textured shape of ``side`` pixels placed at random in the frame, moving at ``velocity`` pixels per frame pair."""
     patch = _texture_patch(textures[int(scene.integers(len(textures)))], side, scene)
     mask = _shape_mask(side, scene)
