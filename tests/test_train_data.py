@@ -116,7 +116,8 @@ def test_bad_specs_are_one_line_errors(tmp_path: Path) -> None:
 
 def test_synthetic_scenes_carry_their_exact_motion() -> None:
     """The packed motion warps each input onto the middle frame wherever its weight says the layer
-    is seen, and some scenes hold an object smaller than the distance it moves."""
+    is seen, and most scenes hold a small object moving further than its size (without the small
+    fast objects, or with them large, fewer than half do)."""
     from vfi_cli.datasets.synthetic import SyntheticSource
     from vfi_cli.model.warp import backward_warp
 
@@ -125,7 +126,7 @@ def test_synthetic_scenes_carry_their_exact_motion() -> None:
 
     source = SyntheticSource("train", 0.5, seed=0, size=128)
     small_and_fast = 0
-    for index in range(6):
+    for index in range(12):
         triplet = source.triplet(index, None, "train")
         motion = torch.from_numpy(triplet.motion)[None]
         assert motion.shape == (1, 8, 128, 128)
@@ -133,10 +134,16 @@ def test_synthetic_scenes_carry_their_exact_motion() -> None:
         for image, flow, weight in ((triplet.first, motion[:, 0:2], motion[:, 5]), (triplet.last, motion[:, 2:4], motion[:, 6])):
             error = (backward_warp(tensor(image), flow) - middle).abs().mean(1)
             assert weight.mean() > 0.8
-            assert float((error * weight).sum() / weight.sum()) < 0.25 * float((blend - middle).abs().mean())
-        speeds = np.hypot(*(triplet.motion[2:4] - triplet.motion[0:2]))
-        small_and_fast += int(np.unique(np.round(speeds, 3)).size > 1 and speeds.max() > 128 * 0.05)
-    assert small_and_fast >= 1
+            assert float((error * weight).sum() / weight.sum()) < 0.35 * float((blend - middle).abs().mean())  # edges of small objects
+        # Pixels of one layer share its velocity (the flow into the last frame minus the one into the first).
+        velocity = np.round(triplet.motion[2:4] - triplet.motion[0:2], 3).reshape(2, -1).T
+        layers, which, area = np.unique(velocity, axis=0, return_inverse=True, return_counts=True)
+        seen_in_both = np.bincount(which.ravel(), (triplet.motion[5] * triplet.motion[6]).ravel()) / area
+        # A whole object (mostly seen in both inputs, not a fragment of a hidden one) under a tenth of the
+        # frame's side across that moves further than its size.
+        small_and_fast += int(any(a <= (0.1 * 128) ** 2 and seen > 0.6 and np.hypot(*v) > np.sqrt(a)
+                                  for v, a, seen in zip(layers, area, seen_in_both)))
+    assert small_and_fast >= 6
 
 
 @pytest.mark.parametrize("teacher", ["dis", "rife"])
