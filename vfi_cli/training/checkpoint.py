@@ -219,7 +219,7 @@ def load_initial_weights(model: torch.nn.Module, path: Path, config: ModelConfig
     and to), which the run keeps so that weights exported from a fine-tuning run still name every
     stage that made them.
     """
-    from vfi_cli.model.weights import load_weights, read_weights, sha256_file
+    from vfi_cli.model.weights import load_weights, sha256_file
     from vfi_cli.model.widen import can_widen, widen_flow_unet
 
     loaded, card = load_weights(path)
@@ -228,7 +228,7 @@ def load_initial_weights(model: torch.nn.Module, path: Path, config: ModelConfig
     if state.keys() == target.keys() and all(state[k].shape == v.shape for k, v in target.items()):
         model.load_state_dict({k: v.float() for k, v in state.items()})
         return provenance
-    narrow = read_weights(Path(path))[0]
+    narrow = ModelConfig.from_dict(card["config"])  # load_weights' card always carries the checked config
     if config is None or not can_widen(narrow, config):
         raise VfiError(f"--init-weights {path} has another architecture than the run's model config; pass its config with --model-config"
                        " (or the same one with a wider flow U-Net, unet_channels, to grow it)")

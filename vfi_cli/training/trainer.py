@@ -73,10 +73,11 @@ class Trainer:
 
         # Data specs first: a wrong --data root is reported before anything slow is built.
         specs = [DataSpec(kind=d["kind"], root=Path(d["root"]) if d.get("root") else None, weight=d.get("weight", 1.0)) for d in config.data]
-        model = Interpolator.from_config(ModelConfig.from_dict(config.model))
+        architecture = ModelConfig.from_dict(config.model)
+        model = Interpolator.from_config(architecture)
         init_from = None
         if config.init_weights and checkpoint is None:
-            init_from = load_initial_weights(model, Path(config.init_weights), ModelConfig.from_dict(config.model))
+            init_from = load_initial_weights(model, Path(config.init_weights), architecture)
         if config.feature_init == "resnet18":
             path = Path(config.resnet18_weights) if config.resnet18_weights else None
             init_from_resnet18(model.features, load_resnet18_state(path, allow_download=config.allow_download))
