@@ -60,3 +60,29 @@ def test_cuda_colour_pipeline_matches_the_cpu_pipeline(tmp_path) -> None:
         outputs[device] = converted_planes(source, tmp_path / f"{device}.mkv", interpolator, ConvertOptions(encode=FFV1_420))
         assert (interpolator.planes_out is not None) == (device == "cuda")
     assert_same_video(outputs["cpu"], outputs["cuda"], 3)
+
+
+def test_the_teacher_warm_up_runs_on_the_gpu_and_caches_what_the_cpu_would(tmp_path) -> None:
+    """On a CUDA run the RIFE teacher fills its cache in the training process, on the GPU, with the
+    CPU's flows, masks and weights; afterwards the teacher is back on the CPU for the DataLoader workers."""
+    from tests.test_teachers import ramp_estimator_state
+    from vfi_cli.config import TrainConfig
+    from vfi_cli.training.trainer import Trainer
+
+    weights = tmp_path / "flownet.pkl"
+    torch.save(ramp_estimator_state(), weights)
+    clip = write_video(tmp_path / "moving.mp4", translating_frames(12, 96, 128, (2, 0)), 10)
+    cached = {}
+    for device in ("cpu", "cuda"):
+        config = TrainConfig(
+            run_dir=str(tmp_path / device), data=[{"kind": "videos", "root": str(clip), "weight": 1.0}],
+            model=ModelConfig(unet_channels=(8, 16, 16), feature_channels=4, synthesis_channels=4).to_dict(),
+            crop=64, batch_size=2, workers=0, steps=1, stage="flow", flow_teacher=f"rife:{weights}", device=device,
+        )
+        trainer = Trainer(config)
+        assert trainer.prepare_teacher() > 0
+        assert trainer.train_data.teacher.device.type == "cpu"
+        cached[device] = {p.name: np.load(p) for p in (tmp_path / device / "cache").glob("teacher-rife-*/*.npy")}
+    assert cached["cpu"].keys() == cached["cuda"].keys() and cached["cpu"]
+    for name, array in cached["cpu"].items():
+        np.testing.assert_allclose(cached["cuda"][name].astype(np.float32), array.astype(np.float32), atol=0.02)

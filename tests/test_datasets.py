@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import translating_frames, write_video
 from vfi_cli.datasets.base import spread, split_range
-from vfi_cli.datasets.cache import cache_clip
+from vfi_cli.datasets.cache import cache_clip, opencv_frames
 from vfi_cli.datasets.cityscapes import cityscapes_triplets
 from vfi_cli.datasets.testsets import folder_triplets, open_source, video_triplets
 from vfi_cli.datasets.videos import VideoSource
@@ -77,6 +77,38 @@ def test_cache_follows_the_content_not_the_path_or_time(tmp_path: Path) -> None:
     assert cache_clip(copy, tmp_path / "cache").directory == cached.directory
     changed = _clip_with_cut(tmp_path / "c" / "cut.mkv", before=9, after=7)
     assert cache_clip(changed, tmp_path / "cache").directory != cached.directory
+
+
+def test_another_decoder_fills_the_cache_that_training_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine without PyAV (the GPU machines) fills the cache with OpenCV's decoder under the
+    clip's own folder; the cuts are found from those frames, and a training source then reads them
+    without decoding again."""
+    import vfi_cli.datasets.cache as cache
+
+    clip = _clip_with_cut(tmp_path / "cut.mkv")
+    reference = cache_clip(clip, tmp_path / "pyav")
+
+    opened: list[Path] = []
+
+    def opencv(path: Path):
+        opened.append(path)
+        yield from opencv_frames(path)
+
+    primed = cache_clip(clip, tmp_path / "cv", decode=opencv)
+    assert opened == [clip]
+    assert primed.directory.name == reference.directory.name and primed.frame_count == reference.frame_count == 16
+    assert primed.cuts == reference.cuts == frozenset({7})
+    difference = np.abs(np.asarray(primed.frames, np.int16) - np.asarray(reference.frames, np.int16))
+    assert difference.mean() < 3  # the same pictures, within the two decoders' colour conversions
+
+    def no_pyav(path: Path):
+        raise AssertionError("decoded again")
+        yield
+
+    monkeypatch.setattr(cache, "_pyav_frames", no_pyav)
+    source = VideoSource(clip, "train", tmp_path / "cv", 1.0)
+    triplet = source.triplet(0, np.random.default_rng(0), "train")
+    assert triplet.first.shape == (48, 64, 3)
 
 
 def test_no_triplet_spans_a_cut_and_the_tail_is_held_out(tmp_path: Path) -> None:

@@ -197,6 +197,33 @@ def test_a_tiny_distillation_run_learns_the_teachers_flows(tmp_path: Path, stage
         assert set(trainer.validate()) == {"val_psnr", "val_ssim", "val_blend_psnr"}
 
 
+def test_a_gpu_runs_the_teacher_warm_up_in_its_own_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On CUDA the warm-up cannot use forked DataLoader workers: it runs in the training process with
+    the teacher on the GPU, then puts the teacher back on the CPU for the workers (here the GPU is
+    faked: the device switches are recorded and the network stays on the CPU)."""
+    from vfi_cli.config import TrainConfig
+    from vfi_cli.training import trainer as trainer_module
+    from vfi_cli.training.teachers.cache import TeacherCache
+
+    weights = tmp_path / "flownet.pkl"
+    torch.save(ramp_estimator_state(), weights)
+    clip = write_video(tmp_path / "moving.mp4", [np.full((64, 96, 3), 40 + 8 * k, np.uint8) for k in range(10)], 10)
+    config = TrainConfig(run_dir=str(tmp_path / "run"), data=[{"kind": "videos", "root": str(clip), "weight": 1.0}],
+                         model=ModelConfig(unet_channels=(8, 16, 16), feature_channels=4, synthesis_channels=4).to_dict(),
+                         crop=32, batch_size=2, workers=1, steps=1, stage="flow", flow_teacher=f"rife:{weights}")
+    trainer = trainer_module.Trainer(config)
+    switches: list[str] = []
+    monkeypatch.setattr(TeacherCache, "use_device", lambda self, device: switches.append(torch.device(device).type))
+    monkeypatch.setattr(trainer.env, "device", torch.device("cuda"))
+    monkeypatch.setattr(trainer_module, "DataLoader", None)  # no worker processes
+    reported: list[tuple[int, int]] = []
+    covered = trainer.prepare_teacher(lambda done, total: reported.append((done, total)))
+    pending = len(trainer.train_data.teacher_indices())
+    assert covered == pending > 0 and reported[-1] == (pending, pending)
+    assert switches == ["cuda", "cpu"]
+    assert len(list((tmp_path / "run" / "cache").glob("teacher-rife-*/*.npy"))) == covered
+
+
 @pytest.mark.parametrize(("flow_prior", "symmetric", "scales"), [("none", False, 1), ("coarse", False, 1), ("none", True, 1), ("none", True, 2)])
 def test_the_prior_free_model_is_pure_tensor_work(monkeypatch: pytest.MonkeyPatch, flow_prior: str, symmetric: bool, scales: int) -> None:
     """No numpy, OpenCV or host round trip in the forward pass: it runs on the meta device (where

@@ -288,9 +288,13 @@ def test_cpu_amp_trains_the_generator_in_bfloat16(tmp_path: Path) -> None:
         assert plain.model.features(batch["image1"]).dtype == torch.float32
 
 
-def test_ctrl_c_during_training_names_the_checkpoint_and_exits_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("saved", [True, False], ids=["during-training", "before-the-first-checkpoint"])
+def test_ctrl_c_names_the_checkpoint_and_exits_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, saved: bool) -> None:
+    """Ctrl-C during training names the checkpoint to resume; stopped before there is one (during a
+    teacher warm-up, say), the message must not name one."""
     def interrupted_fit(self: Trainer, on_step: object = None) -> None:
-        self.save_checkpoint()  # as fit does on Ctrl-C
+        if saved:
+            self.save_checkpoint()  # as fit does on Ctrl-C
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Trainer, "fit", interrupted_fit)
@@ -301,5 +305,7 @@ def test_ctrl_c_during_training_names_the_checkpoint_and_exits_130(tmp_path: Pat
     ])
     assert result.exit_code == 130
     checkpoint = tmp_path / "r" / "checkpoints" / "last.pt"
-    assert result.stderr.splitlines()[-1] == f"Interrupted: the run is saved in {checkpoint}; continue it with --resume."
-    assert checkpoint.is_file()
+    assert checkpoint.is_file() == saved
+    expected = (f"Interrupted: the run is saved in {checkpoint}; continue it with --resume." if saved else
+                "Interrupted before training began: no checkpoint yet (the clips decoded and teacher outputs cached so far are kept).")
+    assert result.stderr.splitlines()[-1] == expected

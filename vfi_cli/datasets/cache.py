@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from vfi_cli.files import atomic_write
 log = logging.getLogger(__name__)
 FLAGS_VERSION = 2  # raise when the cut/still rule changes: cached clips then recompute their flags
 FINGERPRINT_BYTES = 1 << 20  # hashed at each end of a clip to name its cache folder
+Decoder = Callable[[Path], Generator[np.ndarray, None, None]]  # a video's RGB uint8 frames, in order
 STATIC_NOISE = 1.0  # mean absolute difference (0–255) below which a pair counts as still (compression noise)
 
 
@@ -117,28 +118,54 @@ def _npy_header(fh: Any, shape: tuple[int, ...]) -> None:
     npy.write_array_header_1_0(fh, {"descr": npy.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape})
 
 
-def _decode_into(video: Path, frames_path: Path) -> int:
+def _pyav_frames(video: Path) -> Generator[np.ndarray, None, None]:
+    """The product's decoder: colour-correct RGB frames (PyAV)."""
+    from vfi_cli.video.reader import probe, read_frames
+
+    frames = read_frames(probe(video))
+    try:
+        for frame in frames:
+            yield frame.rgb
+    finally:
+        frames.close()
+
+
+def opencv_frames(video: Path) -> Generator[np.ndarray, None, None]:
+    """OpenCV's decoder, for machines without PyAV (the GPU machines): its YUV-to-RGB conversion is
+    its own, within a few code values of the product's, which is enough for training data."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(video))
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                return
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    finally:
+        capture.release()
+
+
+def _decode_into(video: Path, frames_path: Path, decode: Decoder) -> int:
     """Decode ``video`` into the ``.npy`` file ``frames_path`` one frame at a time; returns the frame count.
 
     The header is written first for zero frames and rewritten in place once the count is known.
     """
-    from vfi_cli.video.reader import probe, read_frames
-
     count = 0
 
     def write(temporary: Path) -> None:
         nonlocal count
-        frames, shape = read_frames(probe(video)), None
+        frames, shape = decode(video), None
         try:
             with open(temporary, "wb") as fh:
-                for frame in frames:
+                for rgb in frames:
                     if shape is None:
-                        shape = frame.rgb.shape
+                        shape = rgb.shape
                         _npy_header(fh, (0, *shape))
                         start = fh.tell()
-                    elif frame.rgb.shape != shape:
+                    elif rgb.shape != shape:
                         break  # a size change mid-stream: keep the part before it
-                    fh.write(np.ascontiguousarray(frame.rgb, dtype=np.uint8).tobytes())
+                    fh.write(np.ascontiguousarray(rgb, dtype=np.uint8).tobytes())
                     count += 1
                 if not count:
                     raise VfiError(f"{video} holds no decodable frames")
@@ -153,8 +180,11 @@ def _decode_into(video: Path, frames_path: Path) -> int:
     return count
 
 
-def cache_clip(path: Path, cache_dir: Path) -> CachedClip:
+def cache_clip(path: Path, cache_dir: Path, decode: Decoder | None = None) -> CachedClip:
     """Decode ``path`` once (colour-correct RGB) into the cache and find its cuts and still pairs.
+
+    ``decode`` replaces PyAV (a generator of RGB uint8 frames): a GPU machine without PyAV fills
+    the cache with :func:`opencv_frames` (``scripts/gpu-train.sh``), and training then finds it filled.
 
     Raises:
         VfiError: the file holds no decodable frame.
@@ -164,7 +194,7 @@ def cache_clip(path: Path, cache_dir: Path) -> CachedClip:
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
     if meta is None:
         directory.mkdir(parents=True, exist_ok=True)
-        meta = {"source": str(path), "frames": _decode_into(path, directory / "frames.npy")}
+        meta = {"source": str(path), "frames": _decode_into(path, directory / "frames.npy", decode or _pyav_frames)}
         log.info("decoded %s into the cache: %d frames", path.name, meta["frames"])
     if meta.get("flags") != _flags_signature():
         meta["cuts"], meta["statics"] = _pair_flags(np.load(directory / "frames.npy", mmap_mode="r"))

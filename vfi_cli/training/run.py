@@ -29,10 +29,10 @@ def run_training(
     try:
         return _run(Path(run_dir), resume, export, prepare_only, progress, _given(options, resume))
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP/SIGQUIT from the command line: the trainer saved the run
-        raise Interrupted(
-            f"Interrupted: the run is saved in {RunDirectory(Path(run_dir)).checkpoint}; continue it with --resume.",
-            getattr(exc, "signum", signal.SIGINT),
-        ) from None
+        checkpoint = RunDirectory(Path(run_dir)).checkpoint
+        message = (f"Interrupted: the run is saved in {checkpoint}; continue it with --resume." if checkpoint.is_file() else
+                   "Interrupted before training began: no checkpoint yet (the clips decoded and teacher outputs cached so far are kept).")
+        raise Interrupted(message, getattr(exc, "signum", signal.SIGINT)) from None
 
 
 def _run(run_dir: Path, resume: bool, export: Path | None, prepare_only: bool, progress: Progress,

@@ -90,16 +90,17 @@ def distillation_target(
     warped1, warped2 = backward_warp(first, flow1), backward_warp(last, flow2)
     blend = mask * warped1 + (1 - mask) * warped2
     weights = [torch.exp(-(x - middle).abs().mean(dim=1, keepdim=True) / ERROR_SCALE) for x in (warped1, warped2, blend)]
-    return torch.cat([flow1, flow2, mask, *weights], dim=1)[0].float().numpy()
+    return torch.cat([flow1, flow2, mask, *weights], dim=1)[0].float().cpu().numpy()
 
 
 class RifeTeacher:
-    """RIFE HDv3 (IFNet) at t = 0.5."""
+    """RIFE HDv3 (IFNet) at t = 0.5, on ``device``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, device: torch.device | str = "cpu") -> None:
         from vfi_cli.training.teachers.rife import load_ifnet
 
-        self.network = load_ifnet(path)
+        self.device = torch.device(device)
+        self.network = load_ifnet(path).to(self.device)
 
     def applies(self, t: float) -> bool:
         return abs(t - 0.5) < 1e-6
@@ -109,18 +110,19 @@ class RifeTeacher:
 
         if not self.applies(t):
             raise ValueError(f"RIFE HDv3 teaches t = 0.5 only, not {t}")
-        image1, target, image2 = (_to_tensor(x) for x in (first, middle, last))
+        image1, target, image2 = (_to_tensor(x).to(self.device) for x in (first, middle, last))
         flow1, flow2, mask, _ = ifnet_interpolate(self.network, image1, image2)
         return distillation_target(flow1, flow2, mask, image1, image2, target)
 
 
 class VfiTeacher:
-    """A vfi weights file (any architecture it describes, the DIS prior included), at any t."""
+    """A vfi weights file (any architecture it describes, the DIS prior included), at any t, on ``device``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, device: torch.device | str = "cpu") -> None:
         from vfi_cli.model.weights import load_weights
 
-        self.model, _ = load_weights(path, "cpu")
+        self.device = torch.device(device)
+        self.model, _ = load_weights(path, self.device)
         self.model.eval().requires_grad_(False)
 
     def applies(self, t: float) -> bool:
@@ -130,17 +132,17 @@ class VfiTeacher:
     def __call__(self, first: np.ndarray, middle: np.ndarray, last: np.ndarray, t: float) -> np.ndarray:
         from vfi_cli.model.padding import Padder
 
-        image1, target, image2 = (_to_tensor(x) for x in (first, middle, last))
+        image1, target, image2 = (_to_tensor(x).to(self.device) for x in (first, middle, last))
         padder = Padder(image1.shape[-2], image1.shape[-1], self.model.multiple())
-        out = self.model(padder.pad(image1), padder.pad(image2), torch.tensor([float(t)]))
+        out = self.model(padder.pad(image1), padder.pad(image2), torch.tensor([float(t)], device=self.device))
         flow1, flow2, mask = (padder.unpad(x).float() for x in (out.flow1, out.flow2, out.mask))
         return distillation_target(flow1, flow2, mask, image1, image2, target)
 
 
-def build_network_teacher(spec: TeacherSpec) -> NetworkTeacher:
-    """The frozen teacher network of ``spec`` on the CPU (``dis`` is computed in :mod:`.dis`)."""
+def build_network_teacher(spec: TeacherSpec, device: torch.device | str = "cpu") -> NetworkTeacher:
+    """The frozen teacher network of ``spec`` on ``device`` (``dis`` is computed in :mod:`.dis`)."""
     if spec.kind == "rife":
-        return RifeTeacher(spec.path)  # type: ignore[arg-type]
+        return RifeTeacher(spec.path, device)  # type: ignore[arg-type]
     if spec.kind == "vfi":
-        return VfiTeacher(spec.path)  # type: ignore[arg-type]
+        return VfiTeacher(spec.path, device)  # type: ignore[arg-type]
     raise ValueError(f"{spec.kind} is not a network teacher")

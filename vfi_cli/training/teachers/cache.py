@@ -12,6 +12,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from vfi_cli.datasets.base import Triplet
 from vfi_cli.datasets.cache import cached_array, cached_path
@@ -20,13 +21,22 @@ from vfi_cli.training.teachers import DISTILL_CHANNELS, NetworkTeacher, TeacherS
 
 class TeacherCache:
     """The outputs of the teacher ``spec`` under ``cache_dir``; the network is built in the process
-    that first needs it (a DataLoader worker), never pickled."""
+    that first needs it (a DataLoader worker), never pickled, on the CPU unless :meth:`use_device`
+    says otherwise."""
 
     def __init__(self, spec: TeacherSpec, cache_dir: Path) -> None:
         self.spec = spec
         self.cache_dir = cache_dir
         self.folder = "teacher" if spec.kind == "dis" else _network_cache_name(spec)
+        self.device = torch.device("cpu")
         self._network: NetworkTeacher | None = None
+
+    def use_device(self, device: torch.device | str) -> None:
+        """Run the network on ``device`` from now on (built again there when next needed). CUDA
+        cannot run in forked DataLoader workers: a GPU teacher runs in the training process, and
+        the CPU must be restored before workers start."""
+        self.device = torch.device(device)
+        self._network = None
 
     @property
     def is_network(self) -> bool:
@@ -34,7 +44,7 @@ class TeacherCache:
 
     def network(self) -> NetworkTeacher:
         if self._network is None:
-            self._network = build_network_teacher(self.spec)
+            self._network = build_network_teacher(self.spec, self.device)
         return self._network
 
     def covers(self, triplet: Triplet) -> bool:

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Distillation on a GPU machine (see ../shared/gpu/README.md): one command, at most about 9 minutes, that
+# trains the prior-free model's flow stage from RIFE there and returns its weights in fp16.
+#
+#   bash scripts/gpu-train.sh pack INIT TEACHER CLIP_DIR...   here, on the CPU: fill .gpu/ (git-ignored)
+#   bash scripts/gpu-train.sh run                             there, with carry [".gpu"]
+#
+# pack copies the clips, the RIFE HDv3 teacher (converted to fp16 safetensors) and the weights to start from
+# (a weights file or a run's checkpoint, stored in fp16; MODEL=FILE.json a wider --model-config to grow
+# it into), and checks that the tree that travels stays under
+# 64 MiB. run needs no PyAV (the GPU machines have none; its wheel would not fit beside the clips): OpenCV
+# decodes the clips into the training cache, which training then finds filled. The teacher runs on the GPU
+# before training; training stops TRAIN_SECONDS (default 330, the warm-up included) after it began, with a checkpoint, and the weights come
+# back exported with 3 flow scales, in fp16, with the run's metrics, config and log, in OUT (default $OUT,
+# else ./gpu-results). The next GPU session packs those weights as INIT (the optimiser starts afresh).
+# Tried on the CPU first with: DEVICE=cpu SMALL=1 bash scripts/gpu-train.sh run
+set -u
+pack=.gpu
+if [ "${1:-}" = pack ]; then
+    [ $# -ge 4 ] || { echo "usage: $0 pack INIT TEACHER CLIP_DIR..." >&2; exit 2; }
+    init=$2; teacher=$3; shift 3
+    grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo /.gpu/ >> .git/info/exclude
+    rm -rf "$pack" && mkdir -p "$pack/clips" || exit 1
+    for folder in "$@"; do cp "$folder"/*.* "$pack/clips/" || exit 1; done
+    [ -z "${MODEL:-}" ] || cp "$MODEL" "$pack/model.json" || exit 1
+    python3 - "$init" "$teacher" "$pack" <<'PY' || exit 1
+import subprocess, sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from vfi_cli.model.weights import load_weights, read_weights, save_weights
+from vfi_cli.training.teachers.rife import load_ifnet_state
+
+init, teacher, pack = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+save_file({k: v.half().contiguous() for k, v in load_ifnet_state(teacher).items()}, str(pack / "rife.safetensors"))
+if init.suffix == ".pt":  # a run's checkpoint
+    subprocess.run([sys.executable, "-m", "vfi_cli", "export", str(init), str(pack / "init.safetensors"), "--half", "--overwrite"], check=True)
+else:
+    model, card = load_weights(init)
+    config, _, _ = read_weights(init)
+    save_weights(model, config, pack / "init.safetensors", recipe=card.get("recipe"), metrics=card.get("metrics"), dtype=torch.float16)
+PY
+    tracked=$(git ls-files -z | xargs -0 stat -c %s | awk '{s += $1} END {print s}')
+    packed=$(du -cb "$pack" | tail -1 | cut -f1)
+    echo "tree that travels: $(( (tracked + packed) / 1048576 )) MiB (limit 64)"
+    [ $(( tracked + packed )) -lt $(( 63 * 1048576 )) ] || { echo "too large: pack fewer clips" >&2; exit 1; }
+    exit 0
+fi
+[ "${1:-}" = run ] || { echo "usage: $0 pack INIT TEACHER CLIP_DIR... | run" >&2; exit 2; }
+out=${OUT:-gpu-results}
+device=${DEVICE:-cuda}
+run_dir=${RUN_DIR:-/tmp/vfi-gpu-run}
+cache=${CACHE_DIR:-/tmp/vfi-gpu-cache}
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+mkdir -p "$out"
+log=$out/train.log
+{ date; nvidia-smi --query-gpu=name --format=csv,noheader; python3 -c 'import torch; print("torch", torch.__version__)'; } > "$log" 2>&1
+python3 - "$pack/clips" "$cache" >> "$log" 2>&1 <<'PY' || exit 1
+import os, sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from vfi_cli.datasets.cache import cache_clip, opencv_frames
+from vfi_cli.datasets.videos import VIDEO_SUFFIXES
+
+
+def prime(clip):
+    return clip.name, cache_clip(clip, Path(sys.argv[2]), decode=opencv_frames).frame_count
+
+
+clips = sorted(p for p in Path(sys.argv[1]).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+with ProcessPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # one clip a process: decoding is single-threaded
+    for name, count in pool.map(prime, clips):
+        print(name, count, "frames", flush=True)
+PY
+if [ "${SMALL:-0}" = 1 ]; then
+    size=(--crop 128 --batch-size 2 --workers 1 --clip-starts 2 --val-every 20 --checkpoint-every 10)
+else
+    size=(--crop 256 --batch-size 16 --workers 14 --clip-starts 120 --val-every 2000 --checkpoint-every 500)
+fi
+model=()
+[ -f "$pack/model.json" ] && model=(--model-config "$pack/model.json")
+resume=()
+[ -f "$run_dir/config.json" ] && resume=(--resume)
+if [ ${#resume[@]} -eq 0 ]; then
+    args=(--stage flow --data "videos:$pack/clips" --data synthetic@0.6 --teacher "rife:$pack/rife.safetensors"
+          --init-weights "$pack/init.safetensors" "${model[@]}" --steps 1000000 --lr "${LR:-4e-5}" --lr-decay 0.5
+          --lr-decay-epochs 60 --teacher-weight 1.0 --teacher-decay-steps 1000000 --lambda teacher_mask=0.1
+          --motion-crops 0.75 --sample-every 1000000 --cache-dir "$cache" --device "$device" "${size[@]}")
+else
+    args=(--resume)
+fi
+# SIGINT stops training as Ctrl-C does: the checkpoint is written, then the command returns.
+timeout -s INT -k 60 "${TRAIN_SECONDS:-330}" python3 -m vfi_cli train --run-dir "$run_dir" "${args[@]}" -q >> "$log" 2>&1
+echo "train exit $?" >> "$log"
+python3 -m vfi_cli export "$run_dir/checkpoints/last.pt" "$out/vfi-gpu.safetensors" --half --flow-scales 3 --overwrite >> "$log" 2>&1
+cp "$run_dir/metrics.jsonl" "$run_dir/config.json" "$out/" 2>/dev/null
+tail -5 "$log"
