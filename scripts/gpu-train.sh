@@ -5,14 +5,14 @@
 #   bash scripts/gpu-train.sh pack INIT TEACHER CLIP_DIR...   here, on the CPU: fill .gpu/ (git-ignored)
 #   bash scripts/gpu-train.sh run                             there, with carry [".gpu"]
 #
-# pack copies the clips, the RIFE HDv3 teacher (converted to fp16 safetensors) and the weights to start from
-# (a weights file or a run's checkpoint, stored in fp16; MODEL=FILE.json a wider --model-config to grow
-# it into), and checks that the tree that travels stays under
-# 64 MiB. run needs no PyAV (the GPU machines have none; its wheel would not fit beside the clips): OpenCV
-# decodes the clips into the training cache, which training then finds filled. The teacher runs on the GPU
-# before training; training stops TRAIN_SECONDS (default 330, the warm-up included) after it began, with a checkpoint, and the weights come
-# back exported with 3 flow scales, in fp16, with the run's metrics, config and log, in OUT (default $OUT,
-# else ./gpu-results). The next GPU session packs those weights as INIT (the optimiser starts afresh).
+# pack copies the clips, the RIFE HDv3 teacher (converted to fp16 safetensors) and the weights to start
+# from (a weights file or a run's checkpoint, stored in fp16; MODEL=FILE.json names a wider --model-config
+# to grow them into), and checks that the tree that travels stays under 64 MiB. run needs no PyAV (the GPU
+# machines have none, and its wheel would not fit beside the clips): OpenCV decodes the clips into the
+# training cache, which training then finds filled. The teacher runs on the GPU before training; training
+# stops TRAIN_SECONDS (default 330, the warm-up included) after it began, with a checkpoint. The weights
+# come back exported with 3 flow scales, in fp16, with the run's metrics, config and log, in OUT (default
+# $OUT, else ./gpu-results). The next GPU session packs those weights as INIT (the optimiser starts afresh).
 # Tried on the CPU first with: DEVICE=cpu SMALL=1 bash scripts/gpu-train.sh run
 set -u
 pack=.gpu
