@@ -5,6 +5,7 @@ tensor work."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 from pathlib import Path
 
@@ -141,6 +142,45 @@ def test_distillation_loss_counts_only_where_the_teacher_is_weighted() -> None:
     assert flow1.grad[..., 2:].abs().sum() == 0 and flow1.grad[..., :2].abs().sum() > 0
     teacher[:, 5:] = 0  # a silent teacher teaches nothing
     assert distillation_loss(flow1, flow2, mask, teacher)[0].item() == 0
+
+
+def test_motion_scale_weighs_the_teachers_moving_pixels_more() -> None:
+    """--teacher-motion-scale 2: a teacher flow of 6 px weighs 1 + 6/2 = 4 times a still one, so an
+    error where the teacher sees motion costs more than the same error where it sees none."""
+    from vfi_cli.config import TrainConfig
+    from vfi_cli.model.network import InterpolatorOutput
+    from vfi_cli.training.objective import Objective
+
+    teacher = torch.zeros(1, 8, 4, 4)
+    teacher[:, 0, :, 2:] = 6.0  # flow 1: still on the left, 6 px on the right
+    teacher[:, 5] = 1.0  # flow 1 trusted everywhere, flow 2 nowhere
+    mask = torch.full((1, 1, 4, 4), 0.5)
+    for side, plain, weighted in ((np.s_[2:], 0.5, 0.8), (np.s_[:2], 0.5, 0.2)):
+        flow1 = teacher[:, 0:2].clone()
+        flow1[:, 0, :, side] += 1.0  # 1 px off on one half
+        assert distillation_loss(flow1, torch.zeros_like(flow1), mask, teacher)[0].item() == pytest.approx(plain, abs=1e-3)
+        assert distillation_loss(flow1, torch.zeros_like(flow1), mask, teacher, motion_scale=2.0)[0].item() == pytest.approx(weighted, abs=1e-3)
+    # The run's setting reaches the loss the trainer computes.
+    config = TrainConfig(run_dir="unused", steps=1, stage="flow", flow_teacher="rife:unused", teacher_motion_scale=2.0)
+    image = torch.zeros(1, 3, 4, 4)
+    out = InterpolatorOutput(flow1=flow1, flow2=torch.zeros_like(flow1), mask=mask, coarse=image, refined=image)
+    losses = Objective(config, None).generator_losses(out, {"target": image, "teacher": teacher}, step=0)
+    assert losses["teacher"].item() == pytest.approx(0.2 * config.losses.teacher, abs=1e-3)
+
+
+def test_teacher_motion_scale_reaches_the_run_config(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tests.conftest import TINY_CONFIG
+    from vfi_cli.cli import main
+
+    (tmp_path / "model.json").write_text(json.dumps(TINY_CONFIG.to_dict()))
+    args = ["train", "--run-dir", str(tmp_path / "r"), "--data", "synthetic", "--model-config", str(tmp_path / "model.json"),
+            "--crop", "32", "--batch-size", "2", "--workers", "0", "--steps", "1", "--prepare-only", "-q"]
+    assert CliRunner().invoke(main, [*args, "--teacher-motion-scale", "2"]).exit_code == 0
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["teacher_motion_scale"] == 2.0
+    refused = CliRunner().invoke(main, [*args[:2], str(tmp_path / "s"), *args[3:], "--teacher-motion-scale", "-1"])
+    assert refused.exit_code == 2
 
 
 @pytest.mark.parametrize("stage", ["full", "flow"])

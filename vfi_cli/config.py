@@ -283,6 +283,7 @@ class TrainConfig:
     teacher_decay_steps: int = 5_000
     clip_starts: int | None = None  # at most this many start frames per video clip
     motion_crops: float = 0.0  # share of crops of teacher-covered triplets drawn where the teacher sees motion
+    teacher_motion_scale: float = 0.0  # > 0: a teacher flow's weight grows by 1 + |flow| / this many pixels
     losses: LossWeights = field(default_factory=LossWeights)
     feature_init: str = "learned"
     init_weights: str | None = None  # start the generator from these weights (fine-tuning)

@@ -49,6 +49,8 @@ def _d(name: str) -> Any:
 @click.option("--clip-starts", type=click.IntRange(min=1), help="At most this many evenly spaced start frames per video clip.")
 @click.option("--motion-crops", type=click.FloatRange(0, 1), help="Share of the crops of teacher-covered triplets drawn where the "
               "teacher's flow is large, rather than anywhere (default 0: anywhere; most of a frame of real footage is still).")
+@click.option("--teacher-motion-scale", type=click.FloatRange(min=0), metavar="PX", help="Weigh a network teacher's flow by 1 + |flow| / PX "
+              "where it moves (default 0: off). Most pixels of real footage move under 2 px, so the loss otherwise speaks of small motion.")
 @click.option("--prepare-only", is_flag=True, help="Decode the clips and fill the teacher cache, then stop.")
 @click.option("--teacher-weight", type=float, help=f"Starting weight of the flow teacher (default {LossWeights().teacher}), decayed linearly ...")
 @click.option("--teacher-decay-steps", type=click.IntRange(min=1), help=f"... to zero over this many steps (default {_d('teacher_decay_steps')}).")

@@ -44,7 +44,7 @@ RESUME_OVERRIDABLE = {"steps", "epochs", "workers", "device", "log_every", "val_
 _POSITIVE = {"lr", "d_lr", "lr_decay", "train_scale", "crop", "batch_size", "steps", "epochs", "lr_decay_epochs",
              "num_rois", "roi_size", "d_steps", "d_channels", "noise_decay_steps", "teacher_decay_steps", "clip_starts",
              "log_every", "val_every", "checkpoint_every", "sample_every"}
-_NON_NEGATIVE = {"lr_floor", "real_noise", "workers", "val_triplets", "seed"}
+_NON_NEGATIVE = {"lr_floor", "real_noise", "workers", "val_triplets", "seed", "teacher_motion_scale"}
 _AT_MOST_ONE = {"lr_decay", "real_noise"}
 # Sizes that allocate memory in proportion (a crop of 65536 is 200 GB a batch, 100000 discriminator channels 1 TB).
 _AT_MOST = {"crop": 4096, "batch_size": 4096, "num_rois": 1024, "roi_size": 1024, "d_channels": 1024, "d_steps": 100,

@@ -108,7 +108,7 @@ def teacher_flow_loss(flow1: torch.Tensor, flow2: torch.Tensor, teacher: torch.T
 
 
 def distillation_loss(
-    flow1: torch.Tensor, flow2: torch.Tensor, mask: torch.Tensor, teacher: torch.Tensor
+    flow1: torch.Tensor, flow2: torch.Tensor, mask: torch.Tensor, teacher: torch.Tensor, motion_scale: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(flow, mask) errors against a network teacher, where the teacher is right (not in the paper).
 
@@ -116,6 +116,9 @@ def distillation_loss(
     flows, a mask and a weight for each. The flow term is the weighted Charbonnier end-point error
     in pixels and the mask term the weighted absolute error, each normalised by its weight sum, so
     both are 0 where the teacher is silent (weight 0) and neither shrinks with the share it covers.
+
+    ``motion_scale`` > 0 multiplies each flow's weight by 1 + |teacher flow| / ``motion_scale``
+    (pixels), so that the few pixels that move far are not drowned by the many that barely move.
     """
     if teacher.dim() != 4 or teacher.shape[1] != 8:
         raise ValueError(f"teacher must be [B,8,H,W], got {tuple(teacher.shape)}")
@@ -123,6 +126,9 @@ def distillation_loss(
         raise ValueError(f"flows {tuple(flow1.shape)} and mask {tuple(mask.shape)} do not match teacher {tuple(teacher.shape)}")
     teacher = teacher.detach().to(flow1.dtype)
     weight1, weight2, weight_mask = teacher[:, 5:6], teacher[:, 6:7], teacher[:, 7:8]
+    if motion_scale > 0:
+        weight1 = weight1 * (1 + teacher[:, 0:2].norm(dim=1, keepdim=True) / motion_scale)
+        weight2 = weight2 * (1 + teacher[:, 2:4].norm(dim=1, keepdim=True) / motion_scale)
     flow_error = weight1 * _endpoint_charbonnier(flow1 - teacher[:, 0:2]) + weight2 * _endpoint_charbonnier(flow2 - teacher[:, 2:4])
     flow_term = flow_error.sum() / (weight1.sum() + weight2.sum() + TEACHER_EPS)
     mask_term = (weight_mask * (mask.to(flow1.dtype) - teacher[:, 4:5]).abs()).sum() / (weight_mask.sum() + TEACHER_EPS)

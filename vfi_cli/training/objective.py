@@ -55,7 +55,8 @@ class Objective:
             if weight > 0 and batch["teacher"].shape[1] == 5:  # DIS: flows and a confidence
                 losses["teacher"] = weight * teacher_flow_loss(out.flow1.float(), out.flow2.float(), batch["teacher"])
             elif weight > 0:  # a network teacher: flows, mask and their weights
-                flow_term, mask_term = distillation_loss(out.flow1.float(), out.flow2.float(), out.mask.float(), batch["teacher"])
+                flow_term, mask_term = distillation_loss(out.flow1.float(), out.flow2.float(), out.mask.float(), batch["teacher"],
+                                                         self.config.teacher_motion_scale)
                 losses["teacher"] = weight * flow_term
                 losses["teacher_mask"] = decay(w.teacher_mask, self.config.teacher_decay_steps, step) * mask_term
         return losses
