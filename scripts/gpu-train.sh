@@ -13,6 +13,7 @@
 # stops TRAIN_SECONDS (default 330, the warm-up included) after it began, with a checkpoint. The weights
 # come back exported with 3 flow scales, in fp16, with the run's metrics, config and log, in OUT (default
 # $OUT, else ./gpu-results). The next GPU session packs those weights as INIT (the optimiser starts afresh).
+# TRAIN_ARGS adds options to a fresh run's `vfi train` (e.g. "--teacher-motion-scale 2").
 # Tried on the CPU first with: DEVICE=cpu SMALL=1 bash scripts/gpu-train.sh run
 set -u
 pack=.gpu
@@ -88,7 +89,7 @@ if [ ${#resume[@]} -eq 0 ]; then
     args=(--stage flow --data "videos:$pack/clips" --data synthetic@0.6 --teacher "rife:$pack/rife.safetensors"
           --init-weights "$pack/init.safetensors" "${model[@]}" --steps 1000000 --lr "${LR:-4e-5}" --lr-decay 0.5
           --lr-decay-epochs 60 --teacher-weight 1.0 --teacher-decay-steps 1000000 --lambda teacher_mask=0.1
-          --motion-crops 0.75 --sample-every 1000000 --cache-dir "$cache" --device "$device" "${size[@]}")
+          --motion-crops 0.75 --sample-every 1000000 --cache-dir "$cache" --device "$device" "${size[@]}" ${TRAIN_ARGS:-})
 else
     args=(--resume)
 fi
