@@ -31,7 +31,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from vfi_cli.model.weights import load_weights, read_weights, save_weights
+from vfi_cli.config import ModelConfig
+from vfi_cli.model.weights import load_weights, save_weights
 from vfi_cli.training.teachers.rife import load_ifnet_state
 
 init, teacher, pack = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
@@ -39,9 +40,9 @@ save_file({k: v.half().contiguous() for k, v in load_ifnet_state(teacher).items(
 if init.suffix == ".pt":  # a run's checkpoint
     subprocess.run([sys.executable, "-m", "vfi_cli", "export", str(init), str(pack / "init.safetensors"), "--half", "--overwrite"], check=True)
 else:
-    model, card = load_weights(init)
-    config, _, _ = read_weights(init)
-    save_weights(model, config, pack / "init.safetensors", recipe=card.get("recipe"), metrics=card.get("metrics"), dtype=torch.float16)
+    model, card = load_weights(init)  # its card carries the checked config
+    save_weights(model, ModelConfig.from_dict(card["config"]), pack / "init.safetensors", recipe=card.get("recipe"),
+                 metrics=card.get("metrics"), dtype=torch.float16)
 PY
     tracked=$(git ls-files -z | xargs -0 stat -c %s | awk '{s += $1} END {print s}')
     packed=$(du -cb "$pack" | tail -1 | cut -f1)
@@ -83,15 +84,13 @@ else
 fi
 model=()
 [ -f "$pack/model.json" ] && model=(--model-config "$pack/model.json")
-resume=()
-[ -f "$run_dir/config.json" ] && resume=(--resume)
-if [ ${#resume[@]} -eq 0 ]; then
+if [ -f "$run_dir/config.json" ]; then
+    args=(--resume)
+else
     args=(--stage flow --data "videos:$pack/clips" --data synthetic@0.6 --teacher "rife:$pack/rife.safetensors"
           --init-weights "$pack/init.safetensors" "${model[@]}" --steps 1000000 --lr "${LR:-4e-5}" --lr-decay 0.5
           --lr-decay-epochs 60 --teacher-weight 1.0 --teacher-decay-steps 1000000 --lambda teacher_mask=0.1
           --motion-crops 0.75 --sample-every 1000000 --cache-dir "$cache" --device "$device" "${size[@]}" ${TRAIN_ARGS:-})
-else
-    args=(--resume)
 fi
 # SIGINT stops training as Ctrl-C does: the checkpoint is written, then the command returns.
 timeout -s INT -k 60 "${TRAIN_SECONDS:-330}" python3 -m vfi_cli train --run-dir "$run_dir" "${args[@]}" -q >> "$log" 2>&1
