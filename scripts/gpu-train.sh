@@ -65,7 +65,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from vfi_cli.datasets.cache import cache_clip, opencv_frames
-from vfi_cli.datasets.videos import VIDEO_SUFFIXES
+from vfi_cli.video.paths import VIDEO_SUFFIXES
 
 
 def prime(clip):

@@ -131,6 +131,17 @@ def test_no_triplet_spans_a_cut_and_the_tail_is_held_out(tmp_path: Path) -> None
         assert val.triplet(index, rng, "val").t == 0.5
 
 
+def test_training_reads_every_video_a_batch_would_convert(tmp_path: Path) -> None:
+    """Camcorder files (.MTS, upper case) count as clips; other files in the folder are left alone."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    _clip_with_cut(folder / "a.mkv", before=6, after=0)
+    shutil.copy(folder / "a.mkv", folder / "b.MTS")
+    (folder / "notes.txt").write_text("not a video")
+    source = VideoSource(folder, "train", tmp_path / "cache", 1.0)
+    assert len(source.clips) == 2
+
+
 def test_spread_picks_evenly_and_keeps_the_tail() -> None:
     assert spread(range(10), None) == list(range(10))
     picked = spread(range(100), 5)

@@ -13,8 +13,8 @@ import numpy as np
 from vfi_cli.datasets.base import Source, Triplet, split_range
 from vfi_cli.datasets.cache import CachedClip, cache_clip
 from vfi_cli.errors import VfiError
+from vfi_cli.video.paths import VIDEO_SUFFIXES
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".mpg", ".mpeg", ".webm", ".m4v", ".ts", ".flv", ".wmv"}
 MAX_GAP = 4  # triplets span up to 4 frame intervals, so t takes the values j/k, k <= 4
 TRIPLETS_PER_UCF_CLIP = 4  # §3.5
 

@@ -18,12 +18,7 @@ from pathlib import Path
 from vfi_cli.config import BATCH_NAME, BATCH_NAME_FIELDS, DEFAULT_SEGMENT, ConvertOptions
 from vfi_cli.errors import VfiError, first_line
 from vfi_cli.results import FileResult
-
-# What a folder holds that is taken as video (by extension, lower case); anything else in it is left alone.
-VIDEO_SUFFIXES = frozenset(
-    ".mp4 .m4v .mov .mkv .webm .avi .ts .mts .m2ts .mpg .mpeg .flv .wmv .ogv .3gp .y4m .mxf .vob .dv".split()
-)
-
+from vfi_cli.video.paths import VIDEO_SUFFIXES
 
 @dataclass(frozen=True)
 class BatchJob:

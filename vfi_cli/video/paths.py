@@ -10,6 +10,12 @@ from pathlib import Path
 from vfi_cli.errors import VfiError
 from vfi_cli.video.images import check_folder_output, is_folder_output
 
+# What a folder holds that is taken as video (by extension, lower case): the files a batch converts and the clips
+# training reads; anything else in such a folder is left alone.
+VIDEO_SUFFIXES = frozenset(
+    ".mp4 .m4v .mov .mkv .webm .avi .ts .mts .m2ts .mpg .mpeg .flv .wmv .ogv .3gp .y4m .mxf .vob .dv".split()
+)
+
 # A URL scheme ("https:", "rtmp:" ...; two letters at least, so not a drive letter). pathlib turns "//" into "/".
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/+")
 
