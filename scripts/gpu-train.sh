@@ -13,9 +13,10 @@
 # stops TRAIN_SECONDS (default 330, the warm-up included) after it began, with a checkpoint. The weights
 # come back exported with 3 flow scales, in fp16, with the run's metrics, config and log, in OUT (default
 # $OUT, else ./gpu-results). The next GPU session packs those weights as INIT (the optimiser starts afresh).
-# The recipe is the one measured best on the CPU: synthetic scenes are 9% of the items (SYNTHETIC=0.1 beside the
-# one folder of clips, as in vfi-fast's recipe; at 23% with lr 3e-5, bikes and Big Buck Bunny lost 0.1-0.2 dB) and the teacher's
-# flows weigh 1 + |flow| / 2 px (MOTION_SCALE=2; the falling drops of kampos_drop-water gained 0.65 dB).
+# The recipe is the one measured best on the CPU: synthetic scenes are 9% of the items (SYNTHETIC=0.1 beside
+# the one folder of clips, as in vfi-fast's recipe; at 23% with lr 3e-5, bikes and Big Buck Bunny lost
+# 0.1-0.2 dB) and the teacher's flows weigh 1 + |flow| / 2 px (MOTION_SCALE=2; the falling drops of
+# kampos_drop-water gained 0.65 dB).
 # TRAIN_ARGS adds options to a fresh run's `vfi train` (e.g. "--lambda smoothness=0.02").
 # Tried on the CPU first with: DEVICE=cpu SMALL=1 bash scripts/gpu-train.sh run
 set -u

@@ -20,6 +20,7 @@ from vfi_cli.errors import VfiError, first_line
 from vfi_cli.results import FileResult
 from vfi_cli.video.paths import VIDEO_SUFFIXES
 
+
 @dataclass(frozen=True)
 class BatchJob:
     """One file to convert: where from, where to, and how."""
