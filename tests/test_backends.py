@@ -27,6 +27,7 @@ PRIOR_CONFIG = dataclasses.replace(CONFIG, flow_prior="dis")
 COARSE_CONFIG = dataclasses.replace(CONFIG, flow_prior="coarse")  # coarse to fine: the prior is computed inside the graph
 SYMMETRIC_CONFIG = dataclasses.replace(CONFIG, symmetric_flow=True)  # both frame orders in one batch, averaged
 FUSED_CONFIG = dataclasses.replace(CONFIG, flow_scales=2)  # flows at two scales, fused by warp agreement
+IFNET_CONFIG = ModelConfig(flow_module="ifnet", ifnet_width=16, feature_channels=4, synthesis_channels=4, symmetric_flow=True)
 MAX_LEVEL_ERROR = 1 / 255  # the issue's tolerance: within one 8-bit level of eager float32 ...
 MIN_PSNR = 50.0  # ... or at least 50 dB against it
 
@@ -38,7 +39,9 @@ def trained_like(config: ModelConfig = CONFIG, seed: int = 0) -> Interpolator:
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.05)
-        model.flow.head.weight.add_(torch.randn_like(model.flow.head.weight) * 3)  # flows of a pixel or more
+        heads = [model.flow.head] if config.flow_module == "unet" else [getattr(model.flow, f"block{n}").conv1[2] for n in range(3)]
+        for head in heads:
+            head.weight.add_(torch.randn_like(head.weight) * 3)  # flows of a pixel or more
     return model
 
 
@@ -63,8 +66,8 @@ def eager(model: Interpolator, image1: torch.Tensor, image2: torch.Tensor, t: to
     return out.refined
 
 
-@pytest.mark.parametrize("config", [CONFIG, PRIOR_CONFIG, COARSE_CONFIG, SYMMETRIC_CONFIG, FUSED_CONFIG],
-                         ids=["prior-free", "dis-prior", "coarse-to-fine", "symmetric", "two-scales"])
+@pytest.mark.parametrize("config", [CONFIG, PRIOR_CONFIG, COARSE_CONFIG, SYMMETRIC_CONFIG, FUSED_CONFIG, IFNET_CONFIG],
+                         ids=["prior-free", "dis-prior", "coarse-to-fine", "symmetric", "two-scales", "ifnet"])
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_exported_runtimes_match_eager_at_any_size(backend: str, config: ModelConfig, tmp_path: Path) -> None:
     if backend not in available_backends():
@@ -146,7 +149,7 @@ def test_unknown_and_missing_runtimes_are_named(monkeypatch: pytest.MonkeyPatch)
         create_backend("openvino", trained_like(), torch.device("cpu"), torch.float32)
 
 
-@pytest.mark.parametrize("config", [CONFIG, PRIOR_CONFIG, COARSE_CONFIG], ids=["prior-free", "dis-prior", "coarse-to-fine"])
+@pytest.mark.parametrize("config", [CONFIG, PRIOR_CONFIG, COARSE_CONFIG, IFNET_CONFIG], ids=["prior-free", "dis-prior", "coarse-to-fine", "ifnet"])
 def test_vfi_export_onnx_writes_a_graph_that_matches_eager(config: ModelConfig, tmp_path: Path) -> None:
     """vfi export --onnx OUT.onnx --weights W: the graph, run in ONNX Runtime at a size it was not
     traced at on the inputs :func:`graph_inputs` gives (a prior model's prior among them), gives
@@ -192,6 +195,7 @@ def test_auto_runs_openvino_on_the_cpu_when_installed_else_torch(
     coarse = trained_like(COARSE_CONFIG)
     expected = "openvino" if "openvino" in available_backends() else "torch"
     assert auto_backend(cpu, coarse) == expected
+    assert auto_backend(cpu, trained_like(IFNET_CONFIG)) == "torch"  # OpenVINO's bf16 loses its flows' precision
     coarse.coarse_flow = GlobalShiftFlow(radius=3)
     assert auto_backend(cpu, coarse) == "torch"
 

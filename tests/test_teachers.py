@@ -264,14 +264,19 @@ def test_a_gpu_runs_the_teacher_warm_up_in_its_own_process(tmp_path: Path, monke
     assert len(list((tmp_path / "run" / "cache").glob("teacher-rife-*/*.npy"))) == covered
 
 
-@pytest.mark.parametrize(("flow_prior", "symmetric", "scales"), [("none", False, 1), ("coarse", False, 1), ("none", True, 1), ("none", True, 2)])
-def test_the_prior_free_model_is_pure_tensor_work(monkeypatch: pytest.MonkeyPatch, flow_prior: str, symmetric: bool, scales: int) -> None:
+UNET = ModelConfig(unet_channels=(8, 16, 16), feature_channels=4, synthesis_channels=4, flow_downsample=4)
+
+
+@pytest.mark.parametrize("config", [
+    UNET, dataclasses.replace(UNET, flow_prior="coarse"), dataclasses.replace(UNET, symmetric_flow=True),
+    dataclasses.replace(UNET, symmetric_flow=True, flow_scales=2),
+    ModelConfig(flow_module="ifnet", ifnet_width=16, feature_channels=4, synthesis_channels=4, symmetric_flow=True),
+], ids=["unet", "coarse-to-fine", "symmetric", "two-scales", "ifnet"])
+def test_the_prior_free_model_is_pure_tensor_work(monkeypatch: pytest.MonkeyPatch, config: ModelConfig) -> None:
     """No numpy, OpenCV or host round trip in the forward pass: it runs on the meta device (where
     any copy to the host fails) and with numpy's array constructors patched to fail; the
-    coarse-to-fine model's prior is a network too, a symmetric one batches both frame orders, and
-    the fusion of flow scales weighs them on the device."""
-    config = ModelConfig(unet_channels=(8, 16, 16), feature_channels=4, synthesis_channels=4, flow_downsample=4, flow_prior=flow_prior,
-                         symmetric_flow=symmetric, flow_scales=scales)
+    coarse-to-fine model's prior is a network too, a symmetric one batches both frame orders, the
+    fusion of flow scales weighs them on the device, and IFNet's time input is a tensor too."""
     with torch.device("meta"):
         model = Interpolator.from_config(config)
         image = torch.rand(2, 3, 64, 128)

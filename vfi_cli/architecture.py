@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 FLOW_PRIORS = ("none", "dis", "coarse")
+FLOW_MODULES = ("unet", "ifnet")  # the paper's U-Net, or RIFE's coarse-to-fine IFNet (vfi_cli.model.ifnet)
+IFNET_MULTIPLE = 16  # IFNet's coarsest block works at 1/16 of the frame
 COARSE_SHRINK = 2  # the coarse U-Net (flow_prior "coarse") sees the U-Net's frames shrunk this many times more
 MAX_FLOW_SCALES = 4  # flow_scales: the coarsest of 4 scales sees frames shrunk 8 times more than the first
 
@@ -50,10 +52,25 @@ def _unet_parameters(widths: tuple[int, ...], inputs: int) -> int:
     return total + _conv(widths[0], 5, 3)
 
 
+def _ifnet_parameters(width: int) -> int:
+    """An IFNet's parameters (:class:`~vfi_cli.model.ifnet.IFNet` with a time input): per block, two
+    strided 3×3 convolutions in, 4 residual pairs, and two heads of two 4×4 transposed convolutions;
+    each convolution but the heads' last ones has a PReLU (a slope per channel)."""
+    half = width // 2
+    block = _conv(12, half, 3) + half + _conv(half, width, 3) + width + 8 * (_conv(width, width, 3) + width)
+    block += 2 * (_conv(width, half, 4) + half) + _conv(half, 4, 4) + _conv(half, 1, 4)
+    return 3 * block
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Shape of the interpolation network (paper §3.1–3.2).
 
+    ``flow_module`` "unet" is the paper's flow U-Net, configured by the fields below; "ifnet" is
+    RIFE's IFNet instead (:mod:`vfi_cli.model.ifnet`; a deviation from the paper: three blocks of
+    ``ifnet_width`` channels refine the flows coarse to fine on frames warped by the flows so far,
+    working at 1/16 to 1/4 of the frame, with a time input). It takes none of the U-Net's options
+    (prior, downsampling, flow scales); ``symmetric_flow`` runs each of its blocks on both orders.
     ``unet_channels`` lists the width of each U-Net level, finest first; each level after the
     first halves the resolution, so inputs must be padded to ``stride`` = 2**(levels-1).
     ``flow_prior`` "dis" feeds the U-Net a classical DIS optical-flow estimate to correct
@@ -87,6 +104,8 @@ class ModelConfig:
     flow_downsample: int = 1
     symmetric_flow: bool = False
     flow_scales: int = 1
+    flow_module: str = "unet"
+    ifnet_width: int = 90
 
     def __post_init__(self) -> None:
         """Types and sizes are checked before anything is built: a config read from a file (weights
@@ -113,13 +132,22 @@ class ModelConfig:
         _check_int("flow_scales", self.flow_scales, 1, MAX_FLOW_SCALES)
         if self.flow_scales > 1 and self.flow_prior == "dis":
             raise ValueError('flow_scales above 1 needs flow_prior "none" or "coarse": the DIS prior is computed at one scale')
+        if not isinstance(self.flow_module, str) or self.flow_module not in FLOW_MODULES:
+            raise ValueError(f"flow_module must be one of {FLOW_MODULES}, got {_shown(self.flow_module)}")
+        _check_int("ifnet_width", self.ifnet_width, 2, MAX_CHANNELS)
+        if self.flow_module == "ifnet" and (self.flow_prior != "none" or self.flow_downsample != 1 or self.flow_scales != 1):
+            raise ValueError('flow_module "ifnet" estimates flow coarse to fine itself: it takes flow_prior "none", flow_downsample 1'
+                             " and flow_scales 1")
         if self.parameter_count() > MAX_PARAMETERS:
             raise ValueError(f"the network would have {self.parameter_count():,d} parameters, more than the {MAX_PARAMETERS:,d} "
                              "vfi builds")
 
     def parameter_count(self) -> int:
         """The network's parameter count, from the config alone (nothing is built)."""
-        total = _unet_parameters(self.unet_channels, 7 + (11 if self.flow_prior != "none" else 0))  # see FlowUNet
+        if self.flow_module == "ifnet":
+            total = _ifnet_parameters(self.ifnet_width)
+        else:
+            total = _unet_parameters(self.unet_channels, 7 + (11 if self.flow_prior != "none" else 0))  # see FlowUNet
         if self.flow_prior == "coarse":
             total += _unet_parameters(self.unet_channels, 7)
         k, s = self.synthesis_kernel, self.synthesis_channels
@@ -128,8 +156,8 @@ class ModelConfig:
 
     @property
     def stride(self) -> int:
-        """The factor the U-Net's frame sides must be a multiple of."""
-        return 2 ** (len(self.unet_channels) - 1)
+        """The factor the flow module's frame sides must be a multiple of."""
+        return IFNET_MULTIPLE if self.flow_module == "ifnet" else 2 ** (len(self.unet_channels) - 1)
 
     @property
     def multiple(self) -> int:

@@ -287,6 +287,7 @@ class TrainConfig:
     losses: LossWeights = field(default_factory=LossWeights)
     feature_init: str = "learned"
     init_weights: str | None = None  # start the generator from these weights (fine-tuning)
+    init_flow: str | None = None  # start an "ifnet" flow module from RIFE HDv3's weights (flownet.pkl or .safetensors)
     resnet18_weights: str | None = None
     vgg_weights: str | None = None
     detector_weights: str | None = None
@@ -328,6 +329,8 @@ class TrainConfig:
             model = ModelConfig.from_dict(self.model)
         except ValueError as exc:
             raise VfiError(f"the run's model config: {exc}") from None
+        if self.init_flow and (self.init_weights or model.flow_module != "ifnet"):
+            raise VfiError('--init-flow starts a flow_module "ifnet" model from RIFE\'s weights; it does not go with --init-weights')
         if self.crop % model.multiple:
             raise VfiError(f"--crop {self.crop} must be a multiple of the network's stride {model.multiple}")
 

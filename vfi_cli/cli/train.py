@@ -58,6 +58,8 @@ def _d(name: str) -> Any:
               help=f"Loss weight: {', '.join(_SETTABLE)} (off; not in the paper).")
 @click.option("--init-weights", type=click.Path(path_type=Path), help="Start the generator from these weights (fine-tuning); their architecture "
               "is used, or --model-config's when that only widens the flow U-Net (it grows into it computing the same).")
+@click.option("--init-flow", type=click.Path(path_type=Path), help='Start a flow_module "ifnet" model\'s flow module from RIFE HDv3\'s '
+              "weights (its flownet.pkl, a plain state dict, or .safetensors); the time input starts at zero.")
 @click.option("--feature-init", type=click.Choice(FEATURE_INITS), help=f"Feature extractor start (default {_d('feature_init')}).")
 @click.option("--resnet18-weights", type=click.Path(path_type=Path), help="Local torchvision ResNet-18 weights for --feature-init resnet18.")
 @click.option("--vgg-weights", type=click.Path(path_type=Path), help="Local torchvision VGG-16 weights for the perceptual loss.")

@@ -24,6 +24,7 @@ from torch import nn
 from vfi_cli.config import ModelConfig
 from vfi_cli.errors import VfiError
 from vfi_cli.memory import available_memory
+from vfi_cli.model.ifnet import IFNet
 from vfi_cli.units import format_memory
 
 CPU_SHARE = 0.5  # of MemAvailable: decoding, encoding, queues and other programs need the rest
@@ -82,7 +83,15 @@ def bytes_per_pixel(model: nn.Module, flow_scale: float, dtype: torch.dtype) -> 
     warped frames (6) are held at the U-Net's size until they are fused there. Measured for the
     shipped vfi-fast (k = 3, symmetric, flow_downsample 2; float32, 512×1024): 539–561 B/px, estimate
     750 (629 for the same network at one scale, estimate 724).
+
+    An IFNet flow module (:mod:`vfi_cli.model.ifnet`) holds at full resolution its flows, mask and
+    warped frames (11, float32 in any precision) and, per frame order, its finest block's input
+    and a copy (2·12) and its upsampled heads (5); its activations lie at 1/4 to 1/16 of the
+    pixels (0.5625·width per order). Measured for width 90, symmetric, 8/8 features and synthesis
+    (512×1024): float32 545 B/px (estimate 845), bf16 autocast 502 (623).
     """
+    if isinstance(getattr(model, "flow", None), IFNet):
+        return _ifnet_bytes_per_pixel(model, dtype)
     unet, features, synthesis = _widths(model)
     c0, c1 = unet[0], unet[1]
     held = 2 * features + 6
@@ -97,6 +106,17 @@ def bytes_per_pixel(model: nn.Module, flow_scale: float, dtype: torch.dtype) -> 
     if dtype == torch.float32:
         return SAFETY * 4 * values
     return SAFETY * (2 * values + 4 * 2 * features)
+
+
+def _ifnet_bytes_per_pixel(model: nn.Module, dtype: torch.dtype) -> float:
+    """:func:`bytes_per_pixel` of a model whose flow module is an IFNet (see there)."""
+    _, features, synthesis = _widths(model)
+    orders = 2 if model.flow.symmetric else 1
+    width = model.flow.block0.convblock0[0][0].out_channels
+    activation = 4 if dtype == torch.float32 else 2
+    flow_phase = 4 * (2 * features + 6 + 11 + orders * 29) + activation * orders * 0.5625 * width
+    synthesis_phase = activation * (5 * features + 3 * synthesis + 9) + (0 if dtype == torch.float32 else 4 * 2 * features)
+    return SAFETY * max(flow_phase, synthesis_phase)
 
 
 def cache_bytes_per_pixel(model: nn.Module, dtype: torch.dtype) -> float:

@@ -12,6 +12,7 @@ from vfi_cli.architecture import COARSE_SHRINK
 from vfi_cli.config import ModelConfig
 from vfi_cli.model.features import FeatureExtractor
 from vfi_cli.model.flow import FlowUNet
+from vfi_cli.model.ifnet import IFNet
 from vfi_cli.model.prior import FlowPrior, dis_prior
 from vfi_cli.model.synthesis import Synthesis
 from vfi_cli.model.warp import backward_warp
@@ -68,8 +69,12 @@ class Interpolator(nn.Module):
 
     @classmethod
     def from_config(cls, config: ModelConfig) -> Interpolator:
+        if config.flow_module == "ifnet":
+            flow: nn.Module = IFNet(config.ifnet_width, time_input=True, symmetric=config.symmetric_flow)
+        else:
+            flow = FlowUNet(config.unet_channels, use_prior=config.flow_prior != "none")
         return cls(
-            flow=FlowUNet(config.unet_channels, use_prior=config.flow_prior != "none"),
+            flow=flow,
             features=FeatureExtractor(config.feature_channels, config.feature_kernel),
             synthesis=Synthesis(config.feature_channels, config.synthesis_channels, config.synthesis_kernel),
             stride=config.stride,
@@ -157,6 +162,8 @@ class Interpolator(nn.Module):
         the estimates, brought to the first scale's size, are fused there by
         :func:`fuse_by_agreement`, so warping and synthesis run once, at full size, as for one scale.
         """
+        if isinstance(self.flow, IFNet):  # it shrinks the frames itself, block by block
+            return self.flow(image1, image2, t, shrink=factor)
         image1, image2 = shrink(image1, factor), shrink(image2, factor)
         estimates = [self._unet_flow(image1, image2, t, prior)]
         for level in range(1, self.flow_scales):

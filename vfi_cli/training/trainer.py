@@ -34,7 +34,7 @@ from vfi_cli.training.checkpoint import (
     RunDirectory,
     atomic_save,
     load_checkpoint,
-    load_initial_weights,
+    load_initial_flow, load_initial_weights,
     rng_state,
     set_rng_state,
 )
@@ -78,6 +78,8 @@ class Trainer:
         init_from = None
         if config.init_weights and checkpoint is None:
             init_from = load_initial_weights(model, Path(config.init_weights), architecture)
+        if config.init_flow and checkpoint is None:
+            init_from = load_initial_flow(model, Path(config.init_flow))
         if config.feature_init == "resnet18":
             path = Path(config.resnet18_weights) if config.resnet18_weights else None
             init_from_resnet18(model.features, load_resnet18_state(path, allow_download=config.allow_download))
