@@ -18,6 +18,9 @@
 # 0.1-0.2 dB) and the teacher's flows weigh 1 + |flow| / 2 px (MOTION_SCALE=2; the falling drops of
 # kampos_drop-water gained 0.65 dB).
 # TRAIN_ARGS adds options to a fresh run's `vfi train` (e.g. "--lambda smoothness=0.02").
+# For the default model (flow_module "ifnet", started from vfi-ifnet's weights as INIT): STAGE=full
+# FLOW_SCALES=1 MOTION_SCALE=0 LR=1e-5 (the IFNet takes one flow scale; its CPU run trained the full
+# objective at lr 1e-5 without motion weighting).
 # Tried on the CPU first with: DEVICE=cpu SMALL=1 bash scripts/gpu-train.sh run
 set -u
 pack=.gpu
@@ -91,7 +94,7 @@ model=()
 if [ -f "$run_dir/config.json" ]; then
     args=(--resume)
 else
-    args=(--stage flow --data "videos:$pack/clips" --data "synthetic@${SYNTHETIC:-0.1}" --teacher "rife:$pack/rife.safetensors"
+    args=(--stage "${STAGE:-flow}" --data "videos:$pack/clips" --data "synthetic@${SYNTHETIC:-0.1}" --teacher "rife:$pack/rife.safetensors"
           --init-weights "$pack/init.safetensors" "${model[@]}" --steps 1000000 --lr "${LR:-4e-5}" --lr-decay 0.5
           --lr-decay-epochs 60 --teacher-weight 1.0 --teacher-decay-steps 1000000 --lambda teacher_mask=0.1
           --motion-crops 0.75 --teacher-motion-scale "${MOTION_SCALE:-2}" --sample-every 1000000 --cache-dir "$cache" --device "$device" "${size[@]}" ${TRAIN_ARGS:-})
@@ -99,6 +102,6 @@ fi
 # SIGINT stops training as Ctrl-C does: the checkpoint is written, then the command returns.
 timeout -s INT -k 60 "${TRAIN_SECONDS:-330}" python3 -m vfi_cli train --run-dir "$run_dir" "${args[@]}" -q >> "$log" 2>&1
 echo "train exit $?" >> "$log"
-python3 -m vfi_cli export "$run_dir/checkpoints/last.pt" "$out/vfi-gpu.safetensors" --half --flow-scales 3 --overwrite >> "$log" 2>&1
+python3 -m vfi_cli export "$run_dir/checkpoints/last.pt" "$out/vfi-gpu.safetensors" --half --flow-scales "${FLOW_SCALES:-3}" --overwrite >> "$log" 2>&1
 cp "$run_dir/metrics.jsonl" "$run_dir/config.json" "$out/" 2>/dev/null
 tail -5 "$log"

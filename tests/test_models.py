@@ -62,7 +62,7 @@ def test_info_lists_every_shipped_model_with_its_figures(shipped: dict[str, tupl
     assert listed == [
         f"  small: {shipped['small'][1]:,d} parameters; hold-out PSNR 36.75 dB, SSIM 0.9775; 0.25 s per frame "
         "(vfi bench 1080x1920 on CPU X) — fewer channels, twice as fast",
-        f"  vfi-zoom (default): {shipped['vfi-zoom'][1]:,d} parameters; hold-out PSNR 36.50 dB, SSIM 0.9750; 1.5 s per frame "
+        f"  vfi-ifnet (default): {shipped['vfi-ifnet'][1]:,d} parameters; hold-out PSNR 36.50 dB, SSIM 0.9750; 1.5 s per frame "
         "(mean of the hold-out clips)",
     ]
     assert f"weights: {shipped[DEFAULT_MODEL][0]} (sha256 {sha256_file(shipped[DEFAULT_MODEL][0])})" in result.output
@@ -93,9 +93,9 @@ def test_model_and_weights_together_are_refused(shipped: dict[str, tuple[Path, i
 
 
 def test_an_unknown_name_is_refused_listing_the_names(shipped: dict[str, tuple[Path, int]]) -> None:
-    assert_one_line_error(invoke("info", "--model", "nope"), "no shipped model named 'nope'; the shipped models are: small, vfi-zoom ")
+    assert_one_line_error(invoke("info", "--model", "nope"), "no shipped model named 'nope'; the shipped models are: small, vfi-ifnet ")
     assert_one_line_error(invoke("info", "--model", "stray"), "no shipped model named 'stray'")  # no card: not shipped
-    with pytest.raises(VfiError, match="the shipped models are: small, vfi-zoom "):
+    with pytest.raises(VfiError, match="the shipped models are: small, vfi-ifnet "):
         vfi_cli.describe("nope")
     result = invoke("info", "--model", str(shipped["small"][0]))
     assert result.exit_code == 2 and "give a file with --weights" in result.stderr
@@ -107,17 +107,17 @@ def test_a_str_with_a_folder_or_suffix_is_a_file(shipped: dict[str, tuple[Path, 
     assert resolve_weights("elsewhere.safetensors") == Path("elsewhere.safetensors") and resolve_weights(None) is None
 
 
-def test_the_default_is_vfi_zoom_when_shipped(shipped: dict[str, tuple[Path, int]], monkeypatch: pytest.MonkeyPatch) -> None:
-    assert DEFAULT_MODEL == "vfi-zoom" and default_weights_path() == shipped[DEFAULT_MODEL][0]
+def test_the_default_is_vfi_ifnet_when_shipped(shipped: dict[str, tuple[Path, int]], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert DEFAULT_MODEL == "vfi-ifnet" and default_weights_path() == shipped[DEFAULT_MODEL][0]
     assert [m["name"] for m in vfi_cli.describe()["models"] if m["default"]] == [DEFAULT_MODEL]
     card_path(shipped[DEFAULT_MODEL][0]).unlink()  # without its card it is not shipped, and there is no default
     assert list(shipped_models()) == ["small"] and default_weights_path() is None
     assert_one_line_error(invoke("info", "--model", DEFAULT_MODEL), "the shipped models are: small ")
 
 
-def test_the_package_ships_vfi_zoom_as_its_default() -> None:
+def test_the_package_ships_vfi_ifnet_as_its_default() -> None:
     assert shipped_models()[DEFAULT_MODEL] == default_weights_path()
-    assert default_weights_path().name == "vfi-zoom.safetensors"
+    assert default_weights_path().name == "vfi-ifnet.safetensors"
 
 
 def test_card_figures_leave_out_what_a_card_lacks_or_holds_malformed() -> None:

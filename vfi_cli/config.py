@@ -36,10 +36,11 @@ ADVERSARIAL_MODES = ("none", "image", "instance")  # the paper's Ours-baseline /
 PROPOSAL_KINDS = ("motion", "maskrcnn")
 FEATURE_INITS = ("learned", "resnet18")
 DATA_KINDS = ("synthetic", "videos", "ucf101", "cityscapes")
+TEACHER_KINDS = ("dis", "rife", "vfi")  # --teacher dis, rife:PATH or vfi:WEIGHTS (vfi_cli.training.teachers)
 VIDEO_TRIPLETS = 50  # what `vfi eval` scores of a video unless told (test-set folders are used whole)
 BENCH_ROUNDS = {"cuda": (3, 20), "cpu": (1, 3)}  # (warm-up, timed) calls of `vfi bench` unless told: a 2K CPU frame takes seconds
 TRIMAP_WIDTHS = (0, 6, 12, 18, 24)  # CityScapes trimap dilations (pixels) of the paper's Fig. 5–6
-DEFAULT_MODEL = "vfi-zoom"  # the shipped model (vfi_cli/weights/NAME.safetensors) used unless --model or --weights says otherwise
+DEFAULT_MODEL = "vfi-ifnet"  # the shipped model (vfi_cli/weights/NAME.safetensors) used unless --model or --weights says otherwise
 
 
 def is_model_name(text: str) -> bool:

@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from vfi_cli.config import DATA_KINDS
+from vfi_cli.config import DATA_KINDS, TEACHER_KINDS
 from vfi_cli.errors import VfiError
 from vfi_cli.files import read_json_object
 
@@ -98,7 +98,7 @@ def _stage_cost(recipe: dict[str, Any]) -> str:
 
 def portable_command(command: str) -> str:
     """A recorded command as it reads on any machine: each absolute path (also in ``--data
-    videos:/path@0.2`` and ``--opt=/path``) cut to its last part, or to as many last parts as keep two
+    videos:/path@0.2``, ``--teacher rife:/path`` and ``--opt=/path``) cut to its last part, or to as many last parts as keep two
     different paths apart (``/work/shared/clips`` and ``/work/extra/clips`` become ``shared/clips`` and
     ``extra/clips``). The card keeps the command as it ran."""
     try:
@@ -119,7 +119,7 @@ def _path_piece(word: str) -> tuple[str, str, str] | None:
         name, _, rest = rest.partition("=")
         prefix = name + "="
     kind, sep, after = rest.partition(":")
-    if sep and kind in DATA_KINDS:
+    if sep and kind in DATA_KINDS + TEACHER_KINDS:  # --data videos:/path, --teacher rife:/path
         prefix, rest = prefix + kind + ":", after
     suffix = ""
     body, at, weight = rest.rpartition("@")

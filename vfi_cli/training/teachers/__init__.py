@@ -23,9 +23,9 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from vfi_cli.config import TEACHER_KINDS
 from vfi_cli.errors import VfiError
 
-TEACHER_KINDS = ("dis", "rife", "vfi")
 DISTILL_CHANNELS = 8  # f1 (2), f2 (2), mask, weight of f1, weight of f2, weight of the mask
 ERROR_SCALE = 0.05  # a mean absolute error (0–1 scale) of this gives weight 1/e
 
