@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Distillation on a GPU machine (see ../shared/gpu/README.md): one command, at most about 9 minutes, that
-# trains the prior-free model's flow stage from RIFE there and returns its weights in fp16.
+# trains a prior-free model with the RIFE teacher there and returns its weights in fp16.
 #
 #   bash scripts/gpu-train.sh pack INIT TEACHER CLIP_DIR...   here, on the CPU: fill .gpu/ (git-ignored)
 #   bash scripts/gpu-train.sh run                             there, with carry [".gpu"]
@@ -11,16 +11,15 @@
 # machines have none, and its wheel would not fit beside the clips): OpenCV decodes the clips into the
 # training cache, which training then finds filled. The teacher runs on the GPU before training; training
 # stops TRAIN_SECONDS (default 330, the warm-up included) after it began, with a checkpoint. The weights
-# come back exported with 3 flow scales, in fp16, with the run's metrics, config and log, in OUT (default
+# come back exported with 3 flow scales (an IFNet model's with its one), in fp16, with the run's metrics, config and log, in OUT (default
 # $OUT, else ./gpu-results). The next GPU session packs those weights as INIT (the optimiser starts afresh).
 # The recipe is the one measured best on the CPU: synthetic scenes are 9% of the items (SYNTHETIC=0.1 beside
 # the one folder of clips, as in vfi-fast's recipe; at 23% with lr 3e-5, bikes and Big Buck Bunny lost
 # 0.1-0.2 dB) and the teacher's flows weigh 1 + |flow| / 2 px (MOTION_SCALE=2; the falling drops of
 # kampos_drop-water gained 0.65 dB).
 # TRAIN_ARGS adds options to a fresh run's `vfi train` (e.g. "--lambda smoothness=0.02").
-# For the default model (flow_module "ifnet", started from vfi-ifnet's weights as INIT): STAGE=full
-# FLOW_SCALES=1 MOTION_SCALE=0 LR=1e-5 (the IFNet takes one flow scale; its CPU run trained the full
-# objective at lr 1e-5 without motion weighting).
+# When INIT is an IFNet model (flow_module "ifnet", e.g. the default vfi-ifnet), run trains it as its CPU run
+# did: the paper's full objective (STAGE=full), lr 1e-5, no motion weighting, exported at one flow scale.
 # Tried on the CPU first with: DEVICE=cpu SMALL=1 bash scripts/gpu-train.sh run
 set -u
 pack=.gpu
@@ -91,17 +90,22 @@ else
 fi
 model=()
 [ -f "$pack/model.json" ] && model=(--model-config "$pack/model.json")
+if grep -q '"flow_module": "ifnet"' "$pack/init.card.json"; then
+    stage=${STAGE:-full} lr=${LR:-1e-5} motion=${MOTION_SCALE:-0} scales=${FLOW_SCALES:-1}
+else
+    stage=${STAGE:-flow} lr=${LR:-4e-5} motion=${MOTION_SCALE:-2} scales=${FLOW_SCALES:-3}
+fi
 if [ -f "$run_dir/config.json" ]; then
     args=(--resume)
 else
-    args=(--stage "${STAGE:-flow}" --data "videos:$pack/clips" --data "synthetic@${SYNTHETIC:-0.1}" --teacher "rife:$pack/rife.safetensors"
-          --init-weights "$pack/init.safetensors" "${model[@]}" --steps 1000000 --lr "${LR:-4e-5}" --lr-decay 0.5
+    args=(--stage "$stage" --data "videos:$pack/clips" --data "synthetic@${SYNTHETIC:-0.1}" --teacher "rife:$pack/rife.safetensors"
+          --init-weights "$pack/init.safetensors" "${model[@]}" --steps 1000000 --lr "$lr" --lr-decay 0.5
           --lr-decay-epochs 60 --teacher-weight 1.0 --teacher-decay-steps 1000000 --lambda teacher_mask=0.1
-          --motion-crops 0.75 --teacher-motion-scale "${MOTION_SCALE:-2}" --sample-every 1000000 --cache-dir "$cache" --device "$device" "${size[@]}" ${TRAIN_ARGS:-})
+          --motion-crops 0.75 --teacher-motion-scale "$motion" --sample-every 1000000 --cache-dir "$cache" --device "$device" "${size[@]}" ${TRAIN_ARGS:-})
 fi
 # SIGINT stops training as Ctrl-C does: the checkpoint is written, then the command returns.
 timeout -s INT -k 60 "${TRAIN_SECONDS:-330}" python3 -m vfi_cli train --run-dir "$run_dir" "${args[@]}" -q >> "$log" 2>&1
 echo "train exit $?" >> "$log"
-python3 -m vfi_cli export "$run_dir/checkpoints/last.pt" "$out/vfi-gpu.safetensors" --half --flow-scales "${FLOW_SCALES:-3}" --overwrite >> "$log" 2>&1
+python3 -m vfi_cli export "$run_dir/checkpoints/last.pt" "$out/vfi-gpu.safetensors" --half --flow-scales "$scales" --overwrite >> "$log" 2>&1
 cp "$run_dir/metrics.jsonl" "$run_dir/config.json" "$out/" 2>/dev/null
 tail -5 "$log"

@@ -28,7 +28,7 @@ def test_the_config_counts_the_ifnet_models_parameters_and_refuses_unet_options(
     for width in (90, 16):
         config = ModelConfig(flow_module="ifnet", ifnet_width=width, feature_channels=4, synthesis_channels=4)
         assert config.parameter_count() == sum(p.numel() for p in Interpolator.from_config(config).parameters())
-        assert config.multiple == 16
+        assert config.multiple == 16 and Interpolator.from_config(config).multiple(flow_scale=0.5) == 32  # --scale 0.5
     for wrong in ({"flow_scales": 2}, {"flow_prior": "dis"}, {"flow_downsample": 2}):
         with pytest.raises(ValueError, match="ifnet"):
             ModelConfig(flow_module="ifnet", **wrong)
