@@ -11,8 +11,9 @@
 # machines have none, and its wheel would not fit beside the clips): OpenCV decodes the clips into the
 # training cache, which training then finds filled. The teacher runs on the GPU before training; training
 # stops TRAIN_SECONDS (default 330, the warm-up included) after it began, with a checkpoint. The weights
-# come back exported with 3 flow scales (an IFNet model's with its one), in fp16, with the run's metrics, config and log, in OUT (default
-# $OUT, else ./gpu-results). The next GPU session packs those weights as INIT (the optimiser starts afresh).
+# come back exported with 3 flow scales (an IFNet model's with its one), in fp16, with the run's metrics,
+# config and log, in OUT (default $OUT, else ./gpu-results). The next GPU session packs those weights as
+# INIT (the optimiser starts afresh).
 # The recipe is the one measured best on the CPU: synthetic scenes are 9% of the items (SYNTHETIC=0.1 beside
 # the one folder of clips, as in vfi-fast's recipe; at 23% with lr 3e-5, bikes and Big Buck Bunny lost
 # 0.1-0.2 dB) and the teacher's flows weigh 1 + |flow| / 2 px (MOTION_SCALE=2; the falling drops of

@@ -88,7 +88,7 @@ def bytes_per_pixel(model: nn.Module, flow_scale: float, dtype: torch.dtype) -> 
     warped frames (11, float32 in any precision) and, per frame order, its finest block's input
     and a copy (2·12) and its upsampled heads (5); its activations lie at 1/4 to 1/16 of the
     pixels (0.5625·width per order). Measured for width 90, symmetric, 8/8 features and synthesis
-    (512×1024): float32 545 B/px (estimate 845), bf16 autocast 502 (623).
+    (512×1024, two runs): float32 508–545 B/px (estimate 845), bf16 autocast 447–502 (623).
     """
     if isinstance(getattr(model, "flow", None), IFNet):
         return _ifnet_bytes_per_pixel(model, dtype)

@@ -98,9 +98,9 @@ def _stage_cost(recipe: dict[str, Any]) -> str:
 
 def portable_command(command: str) -> str:
     """A recorded command as it reads on any machine: each absolute path (also in ``--data
-    videos:/path@0.2``, ``--teacher rife:/path`` and ``--opt=/path``) cut to its last part, or to as many last parts as keep two
-    different paths apart (``/work/shared/clips`` and ``/work/extra/clips`` become ``shared/clips`` and
-    ``extra/clips``). The card keeps the command as it ran."""
+    videos:/path@0.2``, ``--teacher rife:/path`` and ``--opt=/path``) cut to its last part, or to as
+    many last parts as keep two different paths apart (``/work/shared/clips`` and ``/work/extra/clips``
+    become ``shared/clips`` and ``extra/clips``). The card keeps the command as it ran."""
     try:
         words = shlex.split(command)
     except ValueError:

@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from vfi_cli.model.warp import backward_warp
 
 IFNET_SCALES = (4.0, 2.0, 1.0)  # each block's frames are shrunk this much, then 4 times more inside it
-IFNET_MULTIPLE = 16  # the coarsest block works at 1/16 of the frame: sides must be multiples of 16 at scale 1
 RIFE_WIDTH = 90  # RIFE HDv3's block width
 
 
@@ -61,8 +60,8 @@ class IFNet(nn.Module):
     """(I1, I2[, t]) → flow t→I1, flow t→I2 (pixels, float32) and the weight of warped I1 in (0, 1).
 
     ``symmetric`` evaluates every block on the pair in both orders and averages, as RIFE does
-    (twice the cost; RIFE's weights were trained so). Frame sides must be multiples of
-    ``IFNET_MULTIPLE`` × ``shrink``.
+    (twice the cost; RIFE's weights were trained so). Frame sides must be multiples of 16 × ``shrink``
+    (:data:`~vfi_cli.architecture.IFNET_MULTIPLE`: the coarsest block works at 1/16 of the frame).
     """
 
     def __init__(self, width: int = RIFE_WIDTH, time_input: bool = False, symmetric: bool = True) -> None:
@@ -114,4 +113,3 @@ def student_state_from_rife(state: dict[str, torch.Tensor], time_input: bool) ->
         weight = state[key]  # [out, 7 + 4, 3, 3]: both frames and the mask, then the flows
         converted[key] = torch.cat((weight[:, :7], weight.new_zeros(weight.shape[0], 1, *weight.shape[2:]), weight[:, 7:]), 1)
     return converted
-
