@@ -50,6 +50,17 @@ def test_segments_of_one_file_run_on_different_workers(ray_cluster, tmp_path: Pa
     journals: list[dict[int, dict]] = []
     original = Journal.remove
     monkeypatch.setattr(Journal, "remove", lambda self: journals.append(self.done()) or original(self))
+    import vfi_cli.jobs.cluster as cluster
+
+    def slow(plan, index):  # nested: Ray sends it by value. A task that lasts lets the second worker take one
+        import time  # (a 0.1 s task could all run on the first worker while the second one starts up)
+
+        from vfi_cli.jobs.cluster import _segment_task
+
+        time.sleep(1.0)
+        return _segment_task(plan, index)
+
+    monkeypatch.setattr(cluster, "_segment_task", slow)
     result = CliRunner().invoke(cli.main, ["interpolate", str(source), str(tmp_path / "ray.mkv"), "--weights", str(tiny_weights),
                                            "--codec", "ffv1", "--device", "cpu", "--threads", "1", "--segment", "0.25", "--ray"])
     assert result.exit_code == 0, result.output
