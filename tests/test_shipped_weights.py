@@ -86,6 +86,12 @@ def test_the_default_meets_the_bar_it_was_shipped_on() -> None:
     assert speeds["vfi-ifnet"] <= 0.5 * speeds["rife-torch"]
 
 
+def test_vfi_zoom_is_the_paper_recipe_with_the_dis_prior() -> None:
+    _, card = load_weights(shipped_models()["vfi-zoom"])
+    assert card["config"]["flow_prior"] == "dis" and card["recipe"]["train_config"]["adversarial"] == "instance"
+    assert {"instance", "none"} <= card["metrics"]["ablation"].keys()  # §4.1 at equal budget
+
+
 def test_vfi_fast_learned_its_motion_and_says_how() -> None:
     """The named fast model: no classical prior (pure tensor work), taught by the RIFE teacher,
     its flow scales set at export; the card says so, and it is at least as good as OpenCV DIS on
