@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import venv
 import zipfile
 from pathlib import Path
@@ -52,10 +53,19 @@ def test_the_wheel_is_vfi_zoom_with_the_command_and_the_weights(wheel: Path) -> 
 
 def test_an_installed_wheel_finds_its_weights_outside_the_checkout(wheel: Path, tmp_path: Path) -> None:
     """A virtual environment (reusing this interpreter's torch, PyAV ...) with the wheel installed:
-    ``vfi info`` runs from elsewhere, imports the installed package and finds the weights inside it."""
+    ``vfi info`` runs from elsewhere, imports the installed package and finds the weights inside it.
+
+    The packages are reached through a ``.pth`` file naming this interpreter's site-packages, not
+    through ``system_site_packages``: run from inside a virtual environment, that would reach the
+    base Python's, which lacks them. A ``.pth`` line adds a folder without reading the ``.pth``
+    files in it, so this checkout's editable install stays out and the wheel is what is imported."""
     target = tmp_path / "venv"
-    venv.create(target, system_site_packages=True, with_pip=False)
+    venv.create(target, with_pip=False)
     python = target / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    ours = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
+    (Path(site) / "parent-site-packages.pth").write_text("".join(f"{folder}\n" for folder in ours))
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheel)],
                    check=True, capture_output=True)
     command = target / ("Scripts/vfi.exe" if os.name == "nt" else "bin/vfi")

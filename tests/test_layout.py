@@ -7,7 +7,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "vfi_cli"
 # Standard-library-level modules every room may use; they import only each other.
-NEUTRAL = {"errors", "config", "architecture", "units", "files", "memory", "progress", "results", "metrics", "pretrained", "__init__"}
+NEUTRAL = {"errors", "environment", "config", "architecture", "units", "files", "memory", "progress", "results", "metrics", "pretrained", "__init__"}
 # The rooms each room may import besides itself and the neutral modules: only downwards.
 ALLOWED = {
     "video": set(),

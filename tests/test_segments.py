@@ -77,17 +77,14 @@ def _packet_times(path: Path) -> list[tuple[int | None, int | None]]:
 
 def test_h264_segments_join_with_their_b_frames_in_order(tmp_path: Path) -> None:
     """libx264 reorders frames (decoding times before presentation times): the joined file keeps every
-    frame at its time, decoding times rising across the joins, as ffprobe counts them."""
+    frame at its time, decoding times rising across the joins, and the decoder gives all 90 frames."""
     source = cut_clip(tmp_path / "in.mp4", frames=30)
     whole, segmented = whole_and_segmented(source, tmp_path, ".mp4", Fraction(3, 10), encode=H264, factor=3)
-    assert decode_video(tmp_path / "segmented.mp4")[0] == decode_video(tmp_path / "whole.mp4")[0]
+    times = decode_video(tmp_path / "segmented.mp4")[0]
+    assert times == decode_video(tmp_path / "whole.mp4")[0] and len(times) == 90
     stamps = _packet_times(tmp_path / "segmented.mp4")
     assert len(stamps) == whole.frames_out == 90 and any(pts != dts for pts, dts in stamps)  # B-frames
     assert all(a[1] < b[1] for a, b in zip(stamps, stamps[1:]))
-    counted = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-                              "stream=nb_read_frames", "-of", "csv=p=0", str(tmp_path / "segmented.mp4")],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    assert counted == "90"
 
 
 def test_a_segment_schedule_gives_what_the_whole_schedule_gives_in_its_span() -> None:

@@ -17,7 +17,7 @@ Options are the dataclasses :class:`EngineOptions`, :class:`ConvertOptions`,
 Importing the package is cheap: torch and PyAV load when a function first needs them.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"
 
 from vfi_cli.api import benchmark, convert, convert_batch, describe, evaluate, export, export_onnx, interpolate, load_model, train  # noqa: E402
 from vfi_cli.config import (  # noqa: E402

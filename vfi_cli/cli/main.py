@@ -9,14 +9,16 @@ import click
 from vfi_cli import __version__
 from vfi_cli.cli.convert import info, interpolate
 from vfi_cli.cli.evaluate import bench, eval_command
-from vfi_cli.cli.options import interrupted
+from vfi_cli.cli.options import call, interrupted
 from vfi_cli.cli.signals import deferred, install
 from vfi_cli.cli.train import export, train
+from vfi_cli.environment import check_pyav
 
 
 class _Commands(click.Group):
-    """The ``vfi`` group: termination signals act as Ctrl-C from the start (:mod:`.signals`), and an
-    interruption outside a command's API call (while torch loads) still exits cleanly with 128 + the signal."""
+    """The ``vfi`` group: termination signals act as Ctrl-C from the start (:mod:`.signals`), an
+    interruption outside a command's API call (while torch loads) still exits cleanly with 128 + the
+    signal, and a PyAV of a release vfi does not support is one line before any command runs."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         install()
@@ -25,6 +27,7 @@ class _Commands(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             if not {"-h", "--help"} & set(ctx.args):  # a command will run: load torch where a signal cannot abort it
+                call(check_pyav)  # a PyAV vfi does not support: one line, before anything imports it
                 with deferred():
                     import torch  # noqa: F401
             return super().invoke(ctx)

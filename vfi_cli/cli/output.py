@@ -52,7 +52,10 @@ class Output:
     @contextlib.contextmanager
     def task(self, label: str, total: int | None, done: int = 0, unit: str = "items") -> Iterator[Any]:
         """A bar: label, bar, done/total, rate, elapsed, ETA, and the latest values (losses); plain lines off a terminal."""
-        if not self.quiet and not self.console.is_terminal:
+        if self.quiet:  # no bar at all: a disabled rich Progress still ends with a blank line (rich 13 and 14)
+            yield lambda done, values=None: None
+            return
+        if not self.console.is_terminal:
             with self._lines(label, total, done, unit) as update:
                 yield update
             return
@@ -61,7 +64,7 @@ class Output:
         bar = Progress(
             TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
             TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[values]}"),
-            console=self.console, disable=self.quiet,
+            console=self.console,
         )
         task = bar.add_task(label, total=total or None, completed=done, rate="", values="")
 

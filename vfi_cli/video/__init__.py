@@ -1,4 +1,11 @@
-"""Video input and output with PyAV; knows nothing of torch."""
+"""Video input and output with PyAV; knows nothing of torch.
+
+A PyAV of a release vfi does not support is refused here, before any module of this room imports it,
+with one line naming the releases that work (:mod:`vfi_cli.environment`)."""
+
+from vfi_cli.environment import check_pyav
+
+check_pyav()
 
 
 def ffmpeg_message(exc: BaseException) -> str:

@@ -20,6 +20,7 @@ import av
 from vfi_cli.errors import VideoError
 from vfi_cli.files import commit_output, hold, identity, release
 from vfi_cli.video import ffmpeg_message
+from vfi_cli.video.pyav import rational
 from vfi_cli.video.reader import VideoInfo, local_url
 from vfi_cli.video.streams import OtherStreams, check_output_streams, codec_name
 from vfi_cli.video.writer import remove_stale_temporaries, temporary_path
@@ -111,7 +112,7 @@ def _copy_video(path: Path, offset: Fraction, extradata: bytes | None, container
         if stream.codec_context.extradata != extradata:
             raise VideoError(f"the segment {path.name} was encoded with other stream headers than the first; "
                              "run again with --no-resume")
-        tick = Fraction(stream.time_base)
+        tick = rational(stream.time_base)
         shift = offset / tick
         if shift.denominator != 1:
             raise VideoError(f"the segment {path.name} starts at {offset} s, off its file's tick of {tick} s")

@@ -18,6 +18,8 @@ from fractions import Fraction
 import av
 from av.sidedata.sidedata import Type
 
+from vfi_cli.video.pyav import side_data
+
 # The parameter list each encoder reads them from, and how it names the two entries.
 HDR_ENCODERS = {"libx265": ("x265-params", "master-display", "max-cll"),
                 "libx264": ("x264-params", "mastering-display", "cll"),
@@ -40,19 +42,19 @@ class HdrMetadata:
     def of_frame(cls, frame: av.VideoFrame) -> HdrMetadata | None:
         """What a decoded frame's side data says; None when it carries neither."""
         found: dict = {}
-        for side_data in frame.side_data:
-            data = bytes(side_data)
-            if side_data.type == Type.MASTERING_DISPLAY_METADATA and len(data) >= 88:
-                values = struct.unpack("<20i", data[:80])
-                ratios = [Fraction(n, d) if d else Fraction(0) for n, d in zip(values[0::2], values[1::2])]
-                has_primaries, has_luminance = struct.unpack("<2i", data[80:88])
-                if has_primaries:
-                    found.update(primaries=((ratios[0], ratios[1]), (ratios[2], ratios[3]), (ratios[4], ratios[5])),
-                                 white_point=(ratios[6], ratios[7]))
-                if has_luminance:
-                    found.update(luminance=(ratios[8], ratios[9]))
-            elif side_data.type == Type.CONTENT_LIGHT_LEVEL and len(data) >= 8:
-                found.update(zip(("max_cll", "max_fall"), struct.unpack("<2I", data[:8])))
+        data = side_data(frame, Type.MASTERING_DISPLAY_METADATA)
+        if data is not None and len(data) >= 88:
+            values = struct.unpack("<20i", data[:80])
+            ratios = [Fraction(n, d) if d else Fraction(0) for n, d in zip(values[0::2], values[1::2])]
+            has_primaries, has_luminance = struct.unpack("<2i", data[80:88])
+            if has_primaries:
+                found.update(primaries=((ratios[0], ratios[1]), (ratios[2], ratios[3]), (ratios[4], ratios[5])),
+                             white_point=(ratios[6], ratios[7]))
+            if has_luminance:
+                found.update(luminance=(ratios[8], ratios[9]))
+        data = side_data(frame, Type.CONTENT_LIGHT_LEVEL)
+        if data is not None and len(data) >= 8:
+            found.update(zip(("max_cll", "max_fall"), struct.unpack("<2I", data[:8])))
         return cls(**found) if found else None
 
     def encoder_params(self, codec: str) -> dict[str, str] | None:

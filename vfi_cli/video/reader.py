@@ -16,6 +16,7 @@ from vfi_cli.errors import VideoError
 from vfi_cli.video import ffmpeg_message
 from vfi_cli.video.color import ColorInfo, to_rgb
 from vfi_cli.video.hdr import HdrMetadata
+from vfi_cli.video.pyav import rational
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def probe(path: Path) -> VideoInfo:
             raise VideoError(f"{path} has no video stream{pictures}")
         if stream.codec_context is None:  # decoding such a stream crashes FFmpeg (PyAV issue 2344)
             raise VideoError(f"{path} is damaged or cut off: its video stream has no codec parameters")
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        rate = rational(stream.average_rate) or rational(stream.guessed_rate) or rational(stream.base_rate)
         if not rate or rate <= 0:
             raise VideoError(f"{path} does not state a frame rate")
         try:
@@ -94,7 +95,7 @@ def probe(path: Path) -> VideoInfo:
             raise VideoError(f"cannot decode the video in {path}: {ffmpeg_message(exc)}") from exc
         if first is None:
             raise VideoError(f"{path} holds no decodable video frame")
-        time_base = stream.time_base
+        time_base = rational(stream.time_base)
         duration = None
         if stream.duration and time_base:
             duration = Fraction(stream.duration) * time_base
@@ -102,8 +103,8 @@ def probe(path: Path) -> VideoInfo:
             duration = Fraction(container.duration, av.time_base)
         frame_count = stream.frames or (round(duration * rate) if duration else 0)
         # Output timing starts at the first frame shown, which need not be the stream's start_time.
-        if first.pts is not None and first.time_base is not None:
-            start = Fraction(first.pts) * first.time_base
+        if first.pts is not None and rational(first.time_base):
+            start = Fraction(first.pts) * rational(first.time_base)
         elif stream.start_time is not None and time_base:
             start = Fraction(stream.start_time) * time_base
         else:
@@ -112,7 +113,7 @@ def probe(path: Path) -> VideoInfo:
             path=path,
             width=first.width,
             height=first.height,
-            rate=Fraction(rate),
+            rate=rate,
             frame_count=int(frame_count),
             duration=duration,
             start_time=start,
@@ -120,7 +121,7 @@ def probe(path: Path) -> VideoInfo:
             codec=stream.codec_context.name,
             color=ColorInfo.of_frame(first),
             audio_streams=len(container.streams.audio),
-            time_base=Fraction(time_base) if time_base else None,
+            time_base=time_base,
             hdr=HdrMetadata.of_frame(first),
         )
 
@@ -188,8 +189,9 @@ class FrameReader:
             stream = video_stream(container)
             assert stream is not None  # probe() found it
             stream.thread_type = "AUTO"
-            if seek and part is not None and stream.time_base:
-                container.seek(int((info.start_time + part.start) / stream.time_base), stream=stream, backward=True)
+            tick = rational(stream.time_base)
+            if seek and part is not None and tick:
+                container.seek(int((info.start_time + part.start) / tick), stream=stream, backward=True)
             try:
                 for packet in container.demux(stream):
                     packets += holds_frame(packet)
@@ -238,8 +240,9 @@ class FrameReader:
 
     def _time(self, picture: av.VideoFrame, last: Fraction | None) -> Fraction | None:
         """Presentation time from the input's first frame; for a part, a missing one is taken as one frame after the last."""
-        if picture.pts is not None and picture.time_base is not None:
-            return Fraction(picture.pts) * picture.time_base - self.info.start_time
+        tick = rational(picture.time_base)
+        if picture.pts is not None and tick:
+            return Fraction(picture.pts) * tick - self.info.start_time
         if self.part is not None and last is not None:
             return last + 1 / self.info.rate
         return None

@@ -26,6 +26,7 @@ import av
 
 from vfi_cli.errors import VideoError
 from vfi_cli.video import ffmpeg_message
+from vfi_cli.video.pyav import side_data
 from vfi_cli.video.reader import local_url, video_stream
 
 log = logging.getLogger(__name__)
@@ -166,10 +167,8 @@ def display_matrix(path: Path) -> list[int] | None:
             return None
         if frame is None:
             return None
-        for side_data in frame.side_data:
-            if side_data.type == av.sidedata.sidedata.Type.DISPLAYMATRIX:
-                return list(struct.unpack("<9i", bytes(side_data)[:36]))
-    return None
+        matrix = side_data(frame, av.sidedata.sidedata.Type.DISPLAYMATRIX)
+    return None if matrix is None or len(matrix) < 36 else list(struct.unpack("<9i", matrix[:36]))
 
 
 class _AudioReencoder:

@@ -17,6 +17,7 @@ from vfi_cli.video import ffmpeg_message
 from vfi_cli.video.color import ColorInfo, bit_depth, convert_format, from_rgb, has_alpha
 from vfi_cli.video.encoders import encoder_options, ffmpeg_call, quiet_library, refused_options, with_user_options
 from vfi_cli.video.hdr import HDR_ENCODERS
+from vfi_cli.video.pyav import rational
 from vfi_cli.video.reader import Part, VideoInfo, local_url
 from vfi_cli.video.streams import OtherStreams, check_output_streams, codec_name
 
@@ -61,11 +62,27 @@ def _producible(pix_fmt: str, source: VideoInfo) -> str | None:
     return None
 
 
+# Named when an encoder is missing, those of them this FFmpeg build has (PyPI's PyAV has all).
+COMMON_ENCODERS = ("libx264", "libx265", "libsvtav1", "libaom-av1", "libvpx-vp9", "ffv1", "prores_ks", "mpeg4")
+
+
+def _available(names: tuple[str, ...]) -> list[str]:
+    found = []
+    for name in names:
+        try:
+            av.codec.Codec(name, "w")
+        except (av.FFmpegError, ValueError):
+            continue
+        found.append(name)
+    return found
+
+
 def choose_pix_fmt(settings: EncodeSettings, source: VideoInfo) -> str:
     try:
         codec = av.codec.Codec(settings.codec, "w")
     except (av.FFmpegError, ValueError) as exc:
-        raise VideoError(f"unknown video encoder {settings.codec!r}") from exc
+        raise VideoError(f"the FFmpeg that PyAV {av.__version__} brings has no video encoder {settings.codec!r}; "
+                         f"it has {', '.join(_available(COMMON_ENCODERS))}") from exc
     if codec.type != "video":
         raise VideoError(f"{settings.codec!r} is not a video encoder")
     supported = [f.name for f in codec.video_formats or []]
@@ -235,7 +252,7 @@ class VideoWriter:
                 f"cannot write {self.destination.name}: the {self.destination.suffix or 'chosen'} container refused "
                 f"the streams ({streams}): {reason}{other}"
             )
-        tick = Fraction(self._stream.time_base) if self._stream.time_base else self.time_base
+        tick = rational(self._stream.time_base) or self.time_base
         if tick > 1 / self.rate:
             raise VideoError(
                 f"{self.destination.suffix or 'these'} files store times in ticks of {tick} s, too coarse for "
@@ -290,7 +307,7 @@ class VideoWriter:
             frame.pts -= round(self.offset / self.time_base)
         frame.time_base = self.time_base
         frame.pict_type = av.video.frame.PictureType.NONE
-        tick = Fraction(self._stream.time_base) if self._stream.time_base else self.time_base
+        tick = rational(self._stream.time_base) or self.time_base
         stored = round(time / tick)
         if self._last_pts is not None and stored <= self._last_pts:
             raise VideoError(
