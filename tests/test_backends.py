@@ -6,6 +6,9 @@ dynamic and are cached."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -212,3 +215,16 @@ def test_auto_runs_openvino_on_the_cpu_when_installed_else_torch(
     monkeypatch.undo()
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *args: None)
     assert create_backend("auto", model, cpu, torch.float32).name == "torch"
+
+
+def test_openvino_loads_without_its_telemetry(tmp_path: Path) -> None:
+    """Outside CI (where OpenVINO keeps quiet by itself), importing it sent events to Google Analytics
+    from a forked process, which kept pytest and vfi from exiting on a machine without network, and
+    wrote an id into ~/intel. Through vfi it does neither (a fresh HOME shows what it writes there)."""
+    pytest.importorskip("openvino")
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "TF_BUILD", "JENKINS_URL")} | {"HOME": str(tmp_path)}
+    code = ("import multiprocessing, sys\nfrom vfi_cli.backends.runtimes import import_openvino\n"
+            "import_openvino().Core()\nprint(len(multiprocessing.active_children()), sys.modules['openvino_telemetry'])")
+    shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert shown.stdout.split() == ["0", "None"]
+    assert list(tmp_path.iterdir()) == []

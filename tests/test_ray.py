@@ -4,7 +4,10 @@ times). Ray runs in this process with 2 CPUs, started once for the module."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -15,7 +18,7 @@ from tests.conftest import decode_video, translating_frames, write_video
 from vfi_cli import api, cli
 from vfi_cli.config import ConvertOptions, EncodeSettings, EngineOptions
 from vfi_cli.errors import VfiError
-from vfi_cli.jobs.cluster import ray_module, task_setup
+from vfi_cli.jobs.cluster import ray_endpoint, ray_module, task_setup
 from vfi_cli.jobs.manifest import Journal
 
 ENGINE = EngineOptions(device="cpu", threads=1)  # one thread in both runs: the same arithmetic, bit for bit
@@ -133,3 +136,33 @@ def test_ray_options_that_make_no_sense_are_refused(tmp_path: Path) -> None:
     assert misplaced.exit_code == 2 and "put --ray after the paths" in misplaced.output
     jobs = CliRunner().invoke(cli.main, ["interpolate", str(source), "-o", str(tmp_path / "out"), "--jobs", "2", "--ray"])
     assert jobs.exit_code == 2 and "Ray decides" in jobs.output
+
+
+def test_an_address_where_nothing_listens_fails_at_once_in_one_line(tmp_path: Path) -> None:
+    """A fresh process (Ray not started in it): a loopback port nobody listens on is refused by a plain
+    TCP connection before Ray is asked, so no Ray log line and no wait for Ray's minutes of retries."""
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'vfi-zoom[ray]'); the test extra has it")
+    source = clip(tmp_path / "in.mp4", 4)
+    with socket.socket() as probe:  # a port that was free a moment ago, on the loopback range only
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "vfi_cli", "interpolate", str(source), str(tmp_path / "out.mp4"),
+                             "--ray", f"127.0.0.1:{port}", "--ray-timeout", "5"], capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - started < 60 and result.returncode == 1
+    assert result.stderr.splitlines() == [f"Error: cannot reach the Ray cluster at 127.0.0.1:{port}: Connection refused"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+@pytest.mark.parametrize(("address", "endpoint"), [
+    ("local", None), ("auto", None), ("10.1.2.3:6380", ("10.1.2.3", 6380)), ("head", ("head", 6379)),
+    ("ray://head:10002", ("head", 10002)), ("ray://head", ("head", 10001)), ("[::1]:6379", ("::1", 6379)), ("::1", ("::1", 6379)),
+])
+def test_cluster_addresses_name_a_host_and_port(address: str, endpoint: tuple[str, int] | None) -> None:
+    assert ray_endpoint(address) == endpoint
+
+
+@pytest.mark.parametrize("address", ["head:port", "head:0", "head:70000", ":6379", "ray://"])
+def test_a_malformed_cluster_address_is_refused(address: str) -> None:
+    with pytest.raises(VfiError, match="is not a Ray cluster address"):
+        ray_endpoint(address)

@@ -27,8 +27,8 @@ from vfi_cli.config import ConvertOptions, EncodeSettings, EngineOptions
 from vfi_cli.engine import pipeline
 from vfi_cli.engine.pipeline import convert_video, expected_output_frames
 from vfi_cli.engine.schedule import Schedule
-from vfi_cli.jobs.segmented import CHANGED, run_segments
-from vfi_cli.jobs.manifest import Journal
+from vfi_cli.jobs.manifest import CHANGED, Journal
+from vfi_cli.jobs.segmented import run_segments
 from vfi_cli.jobs.segments import plan_segments, run_segment
 from vfi_cli.video.reader import probe
 
@@ -215,6 +215,39 @@ def test_a_changed_input_or_changed_options_start_over(tiny_weights: Path, tmp_p
     assert len(spans) == 3 and warnings(caplog) == [] and listing(tmp_path) == {"in.mp4", "out.mkv"}
 
 
+@pytest.mark.parametrize("edit", ["outside", "not json"])
+def test_an_edited_journal_is_named_in_a_warning_and_nothing_outside_the_work_folder_is_touched(
+        tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, edit: str) -> None:
+    """A journal whose segment names a file outside the work folder (or that is no longer JSON) is not
+    used: the run says so, naming the journal and what was wrong, starts over, and makes the output
+    an uninterrupted run makes; the file outside keeps its bytes and is never removed."""
+    source = cut_clip(tmp_path / "in.mp4")  # 3 segments of 0.5 s
+    out = tmp_path / "out.mkv"
+    base = ("interpolate", source, out, "--weights", tiny_weights, "--segment", "0.5", *ARGS)
+    with monkeypatch.context() as patched:
+        _interrupt_after_one_segment(patched)
+        assert invoke(*base).exit_code == 130
+    journal = tmp_path / ".out.mkv.vfi-work" / "journal.json"
+    recorded = json.loads(journal.read_text())
+    (entry,) = recorded["segments"].values()
+    outside = tmp_path / "precious.bin"
+    outside.write_bytes(b"x" * entry["bytes"])  # the size recorded: it would pass for the segment
+    entry["file"] = "../precious.bin"
+    journal.write_text("{ not json" if edit == "not json" else json.dumps(recorded))
+    spans = _segments_run(monkeypatch)
+    assert invoke(*base).exit_code == 0
+    outside_named = "segment 0 names '../precious.bin', which is not a file in the work folder"
+    reason = "it is not valid JSON" if edit == "not json" else outside_named
+    (warning,) = warnings(caplog)
+    assert warning.startswith(f"{journal} is not a journal vfi wrote ({reason}") and warning.endswith("starting over")
+    assert len(spans) == 3 and outside.read_bytes() == b"x" * entry["bytes"]
+    whole = tmp_path / "whole.mkv"
+    assert invoke("interpolate", source, whole, "--weights", tiny_weights, "--segment", "0", *ARGS).exit_code == 0
+    made, reference = decode_video(out)[1], decode_video(whole)[1]
+    assert len(made) == len(reference) > 0 and all((a == b).all() for a, b in zip(made, reference))
+    assert listing(tmp_path) == {"in.mp4", "out.mkv", "whole.mkv", "precious.bin"}
+
+
 def test_a_plan_is_plain_data_and_its_journal_takes_records_from_many_writers(tiny_weights: Path, tmp_path: Path,
                                                                              caplog: pytest.LogCaptureFixture) -> None:
     """What a cluster executor needs: a picklable plan, run_segment in any process, a journal safe to share."""
@@ -223,7 +256,7 @@ def test_a_plan_is_plain_data_and_its_journal_takes_records_from_many_writers(ti
     plan = plan_segments(info, tmp_path / "out.mkv", options, EngineOptions(), tiny_weights, Fraction(1, 2))
     assert plan is not None and pickle.loads(pickle.dumps(plan)) == plan and plan.count == 3
     journal = Journal(plan.work)
-    assert journal.begin(plan.journal_key("digest")) is False
+    assert journal.begin(plan.journal_key("digest")) is None
     assert run_segment(pickle.loads(pickle.dumps(plan)), 1) == plan.segment_path(1)  # sets its own model up
     assert set(journal.done()) == {1} and journal.done()[1]["frames_out"] == 24
     writers = [threading.Thread(target=journal.record, args=(index, {"file": None, "frames_out": 0})) for index in range(2, 40)]

@@ -22,7 +22,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vfi_cli.config import BATCH_NAME, BENCH_ENGINE, DEFAULT_SEGMENT, BenchOptions, ConvertOptions, EngineOptions, EvalOptions
+from vfi_cli.config import (BATCH_NAME, BENCH_ENGINE, DEFAULT_SEGMENT, RAY_TIMEOUT, BenchOptions, ConvertOptions, EngineOptions,
+                            EvalOptions)
 from vfi_cli.progress import SILENT, Progress
 from vfi_cli.results import BatchSummary, FileResult, LoadedModel, Summary, TrainResult
 
@@ -36,8 +37,7 @@ def load_model(weights: Path | str | None = None, engine: EngineOptions = Engine
     Args:
         weights: a ``.safetensors`` file written by vfi (its card beside it is checked), or a shipped
             model's name (a str with no folder and no suffix, as ``"vfi-zoom"``); None: the default one.
-        engine: the device, precision and threads to run on (the other fields matter when the
-            model is used).
+        engine: the device, precision and threads to run on (the other fields matter when the model is used).
 
     Returns:
         The network on its device in eval mode, with its card, device and precision.
@@ -64,8 +64,7 @@ def interpolate(model: LoadedModel, frames: Sequence[np.ndarray], t: float | Seq
             keeps the device and precision it was loaded with.
 
     Returns:
-        For each pair in order, the frames at each time: ``(len(frames) - 1) * len(t)`` arrays of
-        the inputs' size and dtype.
+        For each pair in order, the frames at each time: ``(len(frames) - 1) * len(t)`` arrays of the inputs' size and dtype.
 
     Raises:
         ValueError: fewer than two frames, frames of different sizes, or a time outside (0, 1).
@@ -103,6 +102,7 @@ def convert(
     segment: Fraction | float | None = DEFAULT_SEGMENT,
     resume: bool = True,
     ray: str | None = None,
+    ray_timeout: float = RAY_TIMEOUT,
 ) -> Summary:
     """Convert a video (or a folder of numbered images) to a higher frame rate.
 
@@ -126,7 +126,8 @@ def convert(
         segment: seconds of output per segment (None or 0: one piece, which cannot be resumed).
         resume: go on from the segments an interrupted run left (False: start over). A changed
             input or changed options start over in any case (a warning says so).
-        ray: send the segments to a Ray cluster as tasks: "local" (one started here), "auto", or its address (README).
+        ray, ray_timeout: send the segments to a Ray cluster as tasks: "local" (one started here), "auto", or its
+            address (README), which has ``ray_timeout`` seconds to answer (a TCP connection) before the call fails.
 
     Returns:
         The frame counts, rates, exact durations and wall time of the conversion (and where a part began).
@@ -142,7 +143,7 @@ def convert(
     from vfi_cli.jobs.cluster import convert_on_ray
     from vfi_cli.jobs.convert import convert_file
 
-    return (convert_file if ray is None else partial(convert_on_ray, address=ray))(
+    return (convert_file if ray is None else partial(convert_on_ray, address=ray, timeout=ray_timeout))(
         Path(source), Path(destination), options, engine=engine, weights=_weights(weights),
         input_fps=input_fps, overwrite=overwrite, progress=progress or SILENT, segment=segment, resume=resume,
     )
@@ -165,6 +166,7 @@ def convert_batch(
     progress: Progress | None = None,
     on_done: Callable[[FileResult], None] | None = None,
     ray: str | None = None,
+    ray_timeout: float = RAY_TIMEOUT,
 ) -> BatchSummary:
     """Convert many videos into one folder, going on past files that fail.
 
@@ -187,7 +189,7 @@ def convert_batch(
         segment, resume: as for :func:`convert`: an interrupted file goes on from its segments.
         progress: receives status lines and each file's frame count (with ``jobs`` > 1, the file count).
         on_done: called with each file's result as it finishes (in the order they finish).
-        ray: as for :func:`convert`: every file's segments are Ray tasks (``jobs`` and ``devices`` are then unused).
+        ray, ray_timeout: as for :func:`convert`: every file's segments are Ray tasks (``jobs``, ``devices`` unused).
 
     Returns:
         Every file's result (converted, skipped because its output exists, or failed and why), in
@@ -212,7 +214,8 @@ def convert_batch(
         if on_done is not None:
             on_done(settled)
     Path(output_dir).mkdir(parents=True, exist_ok=True)
-    run = partial(run_local, workers=max(jobs, len(devices), 1), devices=devices) if ray is None else partial(run_ray, address=ray)
+    local = partial(run_local, workers=max(jobs, len(devices), 1), devices=devices)
+    run = local if ray is None else partial(run_ray, address=ray, timeout=ray_timeout)
     results = run(plan.jobs, engine=engine, weights=_weights(weights), progress=progress or SILENT, on_done=on_done)
     return BatchSummary(plan.order(results), time.perf_counter() - started)
 
@@ -225,8 +228,8 @@ def train(
 
     Args:
         run_dir: the run's folder: config, metrics, samples, checkpoints, cache.
-        resume: continue the run in ``run_dir`` from its checkpoint; only its length (``steps``,
-            ``epochs``) and logging options may change.
+        resume: continue the run in ``run_dir`` from its checkpoint; only its length (``steps``, ``epochs``) and logging
+            options may change.
         export: also write the trained generator there (``.safetensors`` and card).
         prepare_only: decode the clips and fill a network teacher's cache, then stop.
         progress: receives the status lines and the steps (with their losses).
@@ -236,8 +239,7 @@ def train(
             dict of the weights to change, ``data`` a list of :class:`~vfi_cli.datasets.base.DataSpec`.
 
     Returns:
-        Where training stopped (step, epoch, last losses, checkpoint, exported card), or None
-        with ``prepare_only``.
+        Where training stopped (step, epoch, last losses, checkpoint, exported card), or None with ``prepare_only``.
 
     Raises:
         VfiError: bad options, data or weights; a run already in ``run_dir`` (without ``resume``);
@@ -273,8 +275,7 @@ def evaluate(
     """
     from vfi_cli.evaluation.evaluate import evaluate_source
 
-    return evaluate_source(Path(source), options, weights=_weights(weights), engine=engine,
-                           progress=progress or SILENT)
+    return evaluate_source(Path(source), options, weights=_weights(weights), engine=engine, progress=progress or SILENT)
 
 
 def benchmark(
@@ -291,8 +292,8 @@ def benchmark(
         progress: receives the status lines and the end-to-end frame count.
 
     Returns:
-        Milliseconds per frame (median, min, max), frames per second, peak memory, the device,
-        dtype and memory plan, and the end-to-end figures (``e2e``) when asked for.
+        Milliseconds per frame (median, min, max), frames per second, peak memory, the device, dtype and memory plan,
+        and the end-to-end figures (``e2e``) when asked for.
 
     Raises:
         VfiError: a missing ``e2e`` video or JSON folder, a bad device, out of memory.
@@ -371,11 +372,10 @@ def describe(weights: Path | str | None = None) -> dict[str, Any]:
             architecture when none is installed).
 
     Returns:
-        ``versions`` (vfi, torch, av), ``threads``, ``cuda`` (device names), ``weights`` (path or
-        None), ``searched`` (where the shipped models were looked for), ``sha256``, ``card`` (summary
-        lines), ``stride``, ``parameters`` (per part, and ``total``) and ``models``: per shipped
-        model its ``name``, ``path``, whether it is the ``default``, and from its card ``parameters``,
-        ``description``, hold-out ``psnr`` / ``ssim``, ``seconds_per_frame`` and ``speed_source``.
+        ``versions`` (vfi, torch, av), ``threads``, ``cuda`` (device names), ``weights`` (path or None), ``searched`` (where
+        the shipped models were looked for), ``sha256``, ``card`` (summary lines), ``stride``, ``parameters`` (per part, and
+        ``total``) and ``models``: per shipped model its ``name``, ``path``, whether it is the ``default``, and from its
+        card ``parameters``, ``description``, hold-out ``psnr`` / ``ssim``, ``seconds_per_frame`` and ``speed_source``.
 
     Raises:
         VfiError: an unreadable or mismatched weights file or card, an unknown model name.

@@ -27,6 +27,7 @@ DEFAULT_CUT_THRESHOLD = 0.3  # scene-cut score above which a pair is not interpo
 DEDUP_MAX_HOLD = 4  # frames a drawing may be held ("on fours") and still be re-timed; longer holds stay still
 DEFAULT_SEGMENT = 60  # seconds of output per segment of a long conversion (each is kept when the run is interrupted)
 RAY_LOCAL = "local"  # --ray without an address: a Ray instance started on this machine, on its cores
+RAY_TIMEOUT = 30.0  # seconds a Ray cluster's address has to answer before the run fails
 BATCH_NAME = "{stem}_{fps}fps{suffix}"  # a batch's output names: clip.mp4 -> clip_60fps.mp4
 BATCH_NAME_FIELDS = ("stem", "ext", "suffix", "fps", "factor")  # what a batch's name pattern may use
 # full: the paper's objective (Eq. 7-8); flow: a warm-up of the flow U-Net alone on Ît (photometric,

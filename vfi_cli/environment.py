@@ -42,7 +42,8 @@ def check_pyav() -> None:
     try:
         version = metadata.version("av")
     except metadata.PackageNotFoundError:
-        raise VfiError(f"PyAV is not installed, and vfi reads and writes video through it: pip install '{PYAV_REQUIREMENT}'") from None
+        raise VfiError(f"PyAV is not installed, and vfi reads and writes video through it: "
+                       f"pip install '{PYAV_REQUIREMENT}'") from None
     reason = unsupported_pyav(version)
     if reason is not None:
         raise VfiError(reason)

@@ -6,8 +6,10 @@ does (:func:`~vfi_cli.model.export.graph_inputs`), and feeds it to the graph.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,6 +17,18 @@ import torch
 from vfi_cli.errors import VfiError
 from vfi_cli.model.export import graph_inputs, input_names
 from vfi_cli.model.network import Interpolator
+
+
+def import_openvino() -> Any:
+    """OpenVINO without its telemetry. At import, OpenVINO sends usage events to Google Analytics
+    (through the ``openvino_telemetry`` package, unless the user opted out) from a forked process
+    that, on a machine without network, kept the process from exiting, and writes an id to
+    ``~/intel``. A video tool has no business doing either, and OpenVINO falls back to its own stub
+    when that package cannot be imported, which a ``None`` in ``sys.modules`` makes so."""
+    sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+    import openvino
+
+    return openvino
 
 
 class _GraphFeed:
@@ -60,8 +74,7 @@ class OpenVinoBackend:
     name = "openvino"
 
     def __init__(self, graph: Path, dtype: torch.dtype, model: Interpolator, flow_scale: float = 1.0) -> None:
-        import openvino
-
+        openvino = import_openvino()
         precisions = {torch.float32: "f32", torch.bfloat16: "bf16"}
         if dtype not in precisions:
             raise VfiError("the openvino backend runs in fp32 or bf16 on the CPU")

@@ -13,7 +13,7 @@ import click
 from vfi_cli import api
 from vfi_cli.cli.options import call
 from vfi_cli.cli.output import STDOUT, Output
-from vfi_cli.config import ConvertOptions, EngineOptions
+from vfi_cli.config import RAY_TIMEOUT, ConvertOptions, EngineOptions
 from vfi_cli.files import check_output_file
 from vfi_cli.results import BatchSummary, FileResult, to_json
 
@@ -21,7 +21,7 @@ from vfi_cli.results import BatchSummary, FileResult, to_json
 def run_batch(
     inputs: Sequence[Path], output_dir: Path, options: ConvertOptions, *, engine: EngineOptions, devices: Sequence[str],
     jobs: int, weights: Path | str | None, name: str | None, recursive: bool, overwrite: bool, json_path: Path | None, output: Output,
-    segment: Fraction | float | None, resume: bool, ray: str | None = None,
+    segment: Fraction | float | None, resume: bool, ray: str | None = None, ray_timeout: float = RAY_TIMEOUT,
 ) -> None:
     """Convert the batch, say how each file went as it finishes, then the table (and the JSON); exit 1
     when a file failed."""
@@ -39,7 +39,8 @@ def run_batch(
 
     summary = call(lambda: api.convert_batch(inputs, output_dir, options, name=name, recursive=recursive, overwrite=overwrite,
                                              engine=engine, devices=devices, jobs=jobs, weights=weights, progress=output,
-                                             segment=segment, resume=resume, on_done=report, ray=ray))
+                                             segment=segment, resume=resume, on_done=report, ray=ray,
+                                             ray_timeout=ray_timeout))
     if not output.quiet:
         output.console.print(batch_table(summary, output_dir))
     if json_path == STDOUT:

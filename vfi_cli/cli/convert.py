@@ -11,8 +11,8 @@ from vfi_cli import api
 from vfi_cli.cli.options import call, engine_options, fail, key_values, verbosity, weights_option
 from vfi_cli.cli.batch import run_batch
 from vfi_cli.cli.output import Output, json_target
-from vfi_cli.config import (BATCH_NAME, BATCH_NAME_FIELDS, DEDUP_MAX_HOLD, DEFAULT_SEGMENT, PRESETS, RAY_LOCAL, ConvertOptions,
-                            EncodeSettings, EngineOptions, default)
+from vfi_cli.config import (BATCH_NAME, BATCH_NAME_FIELDS, DEDUP_MAX_HOLD, DEFAULT_SEGMENT, PRESETS, RAY_LOCAL, RAY_TIMEOUT,
+                            ConvertOptions, EncodeSettings, EngineOptions, default)
 from vfi_cli.results import Summary
 from vfi_cli.units import MAX_FACTOR, format_rate, format_time, parse_rate, parse_time
 
@@ -66,6 +66,8 @@ from vfi_cli.units import MAX_FACTOR, format_rate, format_time, parse_rate, pars
               help="Send the segments (of every file) to a Ray cluster as tasks, each asking for one GPU (or --threads CPUs, "
                    "default 1): --ray alone (after IN OUT) starts Ray on this machine, --ray auto joins the cluster this machine "
                    "is in, or HOST:6379. Outputs and inputs must be on storage every node sees. Needs pip install 'vfi-zoom[ray]'.")
+@click.option("--ray-timeout", "ray_timeout", metavar="SECONDS", type=click.FloatRange(min=0, min_open=True),
+              default=RAY_TIMEOUT, show_default=True, help="How long the --ray address has to answer before the run fails with one line.")
 @engine_options(EngineOptions(), device_list=True)
 @verbosity("No progress bar or summary.")
 def interpolate(
@@ -74,8 +76,8 @@ def interpolate(
     codec: str, crf: int, preset: str, pix_fmt: str | None,
     encoder_opts: tuple[tuple[str, str], ...], scene_threshold: float | None, start_text: str | None, end_text: str | None,
     duration_text: str | None, dedup_text: str, no_scene_detect: bool,
-    overwrite: bool, segment_text: str, no_resume: bool, ray: str | None, engine: EngineOptions, devices: tuple[str, ...],
-    output: Output,
+    overwrite: bool, segment_text: str, no_resume: bool, ray: str | None, ray_timeout: float, engine: EngineOptions,
+    devices: tuple[str, ...], output: Output,
 ) -> None:
     """Convert IN to a higher frame rate and write OUT (audio is copied); with -o DIR, every IN (files,
     folders of videos) into DIR, going on past files that fail."""
@@ -114,12 +116,12 @@ def interpolate(
     if output_dir is not None:
         run_batch(paths, output_dir, options, engine=engine, devices=devices if len(devices) > 1 else (), jobs=jobs, weights=weights,
                   name=name, recursive=recursive, overwrite=overwrite, json_path=json_path, output=output,
-                  segment=segment, resume=not no_resume, ray=ray)
+                  segment=segment, resume=not no_resume, ray=ray, ray_timeout=ray_timeout)
         return
     source, destination = paths
     summary = call(lambda: api.convert(source, destination, options, engine=engine, weights=weights, input_fps=input_fps,
                                        overwrite=overwrite, progress=output, segment=segment, resume=not no_resume,
-                                       ray=ray))
+                                       ray=ray, ray_timeout=ray_timeout))
     output.status(summary_line(summary, scene_detect=not no_scene_detect))
 
 

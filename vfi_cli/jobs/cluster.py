@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,7 +34,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from vfi_cli.config import RAY_LOCAL, ConvertOptions, EngineOptions
+from vfi_cli.config import RAY_LOCAL, RAY_TIMEOUT, ConvertOptions, EngineOptions
 from vfi_cli.errors import Interrupted, VfiError, first_line
 from vfi_cli.jobs.batch import BatchJob
 from vfi_cli.jobs.manifest import Journal
@@ -43,6 +44,7 @@ from vfi_cli.results import FileResult, LoadedModel, Summary
 
 log = logging.getLogger(__name__)
 RETRIES = 3  # times Ray runs a task again after its worker process died
+_RAY_PORTS = {"": 6379, "ray://": 10001}  # Ray's own default ports: the head's GCS, and Ray Client's
 _models: dict[tuple[Any, ...], LoadedModel] = {}  # in a worker process: the model its tasks use, loaded once
 
 
@@ -55,25 +57,59 @@ def ray_module() -> Any:
     return ray
 
 
+def ray_endpoint(address: str) -> tuple[str, int] | None:
+    """The host and port a cluster address names ("HOST:PORT", "ray://HOST:PORT", "[::1]:6379"; Ray's
+    default port without one), or None for "local" and "auto", which name no machine."""
+    if address in (RAY_LOCAL, "auto"):
+        return None
+    scheme = "ray://" if address.startswith("ray://") else ""
+    rest = address.removeprefix(scheme)
+    host, colon, port = rest.rpartition(":")
+    if not colon or host.count(":") and not host.startswith("["):  # no port, or a bare IPv6 address
+        host, port = rest, str(_RAY_PORTS[scheme])
+    if not port.isdigit() or not 0 < int(port) < 65536 or not host.strip("[]"):
+        raise VfiError(f"{address!r} is not a Ray cluster address (local, auto, HOST:PORT or ray://HOST:PORT)")
+    return host.strip("[]"), int(port)
+
+
+def check_reachable(address: str, timeout: float = RAY_TIMEOUT) -> None:
+    """Raise :class:`VfiError` within ``timeout`` seconds when nothing answers at the cluster's address.
+
+    A plain TCP connection, tried before Ray is asked: ray.init() on an address where nothing
+    listens retries for minutes, printing its own log lines, and Ray rewrites 127.0.0.1 to this
+    machine's interface address, so that a typo could send it elsewhere."""
+    endpoint = ray_endpoint(address)
+    if endpoint is None:
+        return
+    try:
+        socket.create_connection(endpoint, timeout=timeout).close()
+    except TimeoutError:
+        raise VfiError(f"cannot reach the Ray cluster at {address}: no answer within {timeout:g} s") from None
+    except OSError as exc:
+        raise VfiError(f"cannot reach the Ray cluster at {address}: {exc.strerror or first_line(exc)}") from None
+
+
 def convert_on_ray(source: Path, destination: Path, options: ConvertOptions, *, address: str, engine: EngineOptions,
                    weights: Path | None, input_fps: Fraction | None, overwrite: bool, progress: Progress,
-                   segment: Fraction | float | None, resume: bool) -> Summary:
+                   segment: Fraction | float | None, resume: bool, timeout: float = RAY_TIMEOUT) -> Summary:
     """What :func:`~vfi_cli.jobs.convert.convert_file` does, with the segments sent to Ray; a failure is raised."""
     job = BatchJob(source, destination, options, overwrite, segment, resume, input_fps)
-    result = run_ray([job], address=address, engine=engine, weights=weights, progress=progress)[0]
+    result = run_ray([job], address=address, engine=engine, weights=weights, progress=progress, timeout=timeout)[0]
     if result.summary is None:
         raise VfiError(result.reason or f"{source} failed")
     return result.summary
 
 
 def run_ray(jobs: Sequence[BatchJob], *, address: str, engine: EngineOptions, weights: Path | None,
-            progress: Progress = SILENT, on_done: Callable[[FileResult], None] | None = None) -> list[FileResult]:
+            progress: Progress = SILENT, on_done: Callable[[FileResult], None] | None = None,
+            timeout: float = RAY_TIMEOUT) -> list[FileResult]:
     """Run ``jobs`` as Ray tasks on the cluster at ``address`` ("local": one started here; "auto":
     the one this machine belongs to; "HOST:6379" or "ray://HOST:10001"), or on the Ray this
     process already started. ``on_done`` hears each file's result as it comes.
 
     Raises:
-        VfiError: Ray is not installed, the cluster cannot be reached, or the weights are unusable.
+        VfiError: Ray is not installed, the cluster cannot be reached (nothing answers at its
+            address within ``timeout`` seconds), or the weights are unusable.
         Interrupted: Ctrl-C; the tasks are cancelled and the segments done are kept.
     """
     ray = ray_module()
@@ -82,6 +118,7 @@ def run_ray(jobs: Sequence[BatchJob], *, address: str, engine: EngineOptions, we
     digest = checked_digest(weights)  # bad weights fail here, before any task is sent
     started_here = not ray.is_initialized()
     if started_here:
+        check_reachable(address, timeout)
         try:
             ray.init(address=None if address == RAY_LOCAL else address, include_dashboard=False,
                      logging_level=logging.WARNING)

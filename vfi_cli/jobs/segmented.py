@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from vfi_cli.engine.runner import FrameInterpolator
 
 log = logging.getLogger(__name__)
-CHANGED = "the input or options changed since the interrupted run; starting over"
 
 
 def run_segments(plan: SegmentPlan, interpolator: FrameInterpolator, digest: str, *, expected_frames: int,
@@ -64,8 +63,9 @@ def weights_digest(card: dict[str, Any], path: Path | None) -> str:
 def begin(plan: SegmentPlan, digest: str, resume: bool) -> tuple[Journal, dict[int, dict]]:
     """Start (or take up) ``plan``'s journal: the journal and the segments an interrupted run finished."""
     journal = Journal(plan.work)
-    if journal.begin(plan.journal_key(digest), resume):
-        log.warning(CHANGED)
+    dropped = journal.begin(plan.journal_key(digest), resume)
+    if dropped is not None:
+        log.warning(dropped)
     return journal, journal.done()
 
 
