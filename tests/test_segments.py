@@ -195,14 +195,22 @@ def _interrupt_after_one_segment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Journal, "record", record)
 
 
-def test_a_changed_input_or_changed_options_start_over(tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
-    source = cut_clip(tmp_path / "in.mp4")  # 3 segments of 0.5 s
+def _interrupted_after_one_segment(tmp_path: Path, weights: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, tuple]:
+    """A run of 3 segments of 0.5 s interrupted after the first: the input, OUT and the command."""
+    source = cut_clip(tmp_path / "in.mp4")
     out = tmp_path / "out.mkv"
-    base = ("interpolate", source, out, "--weights", tiny_weights, "--segment", "0.5", *ARGS)
+    base = ("interpolate", source, out, "--weights", weights, "--segment", "0.5", *ARGS)
     with monkeypatch.context() as patched:
         _interrupt_after_one_segment(patched)
         assert invoke(*base).exit_code == 130
+    return source, out, base
+
+
+def test_a_changed_input_or_changed_options_start_over(tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    source, _, base = _interrupted_after_one_segment(tmp_path, tiny_weights, monkeypatch)
+    with monkeypatch.context() as patched:
+        _interrupt_after_one_segment(patched)
         spans = _segments_run(patched)
         assert invoke(*base, "--scene-threshold", "0.5").exit_code == 130  # other options: segment 0 again
         os.utime(source, ns=(time.time_ns(), time.time_ns() + 10**9))
@@ -221,12 +229,7 @@ def test_an_edited_journal_is_named_in_a_warning_and_nothing_outside_the_work_fo
     """A journal whose segment names a file outside the work folder (or that is no longer JSON) is not
     used: the run says so, naming the journal and what was wrong, starts over, and makes the output
     an uninterrupted run makes; the file outside keeps its bytes and is never removed."""
-    source = cut_clip(tmp_path / "in.mp4")  # 3 segments of 0.5 s
-    out = tmp_path / "out.mkv"
-    base = ("interpolate", source, out, "--weights", tiny_weights, "--segment", "0.5", *ARGS)
-    with monkeypatch.context() as patched:
-        _interrupt_after_one_segment(patched)
-        assert invoke(*base).exit_code == 130
+    source, out, base = _interrupted_after_one_segment(tmp_path, tiny_weights, monkeypatch)
     journal = tmp_path / ".out.mkv.vfi-work" / "journal.json"
     recorded = json.loads(journal.read_text())
     (entry,) = recorded["segments"].values()
