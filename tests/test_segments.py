@@ -185,6 +185,28 @@ def test_an_interrupted_run_resumes_where_it_stopped(tiny_weights: Path, tmp_pat
     assert listing(tmp_path) == {"in.mp4", "out.mkv", "whole.mkv"}
 
 
+def test_a_second_run_on_a_live_output_is_refused_at_once(tiny_weights: Path, tmp_path: Path) -> None:
+    """The output is claimed from the start of a run to its end: a second run for it, started while the
+    first converts, exits within seconds naming the first's pid, and the first finishes as it would alone."""
+    source = cut_clip(tmp_path / "in.mp4", frames=48)  # 4 segments of 0.5 s
+    out = tmp_path / "out.mkv"
+    first = subprocess.Popen([sys.executable, "-c", _SLOW_RUN, "interpolate", str(source), str(out), "--weights",
+                              str(tiny_weights), "--segment", "0.5", *ARGS], stderr=subprocess.PIPE, text=True, env=env())
+    deadline = time.monotonic() + 120
+    while not _journalled(tmp_path / ".out.mkv.vfi-work"):
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.05)
+    started = time.monotonic()
+    second = invoke("interpolate", source, out, "--weights", tiny_weights, "--segment", "0.5", *ARGS)
+    assert time.monotonic() - started < 10 and second.exit_code == 1
+    refusal = f"Error: another vfi run (pid {first.pid}) is writing {out}; wait for it to end, or stop it"
+    assert second.stderr.splitlines() == [refusal]
+    assert first.poll() is None  # the refusal left the first run alone
+    _, stderr = first.communicate(timeout=120)
+    assert first.returncode == 0, stderr
+    assert len(decode_video(out)[0]) == 96 and listing(tmp_path) == {"in.mp4", "out.mkv"}
+
+
 def _interrupt_after_one_segment(monkeypatch: pytest.MonkeyPatch) -> None:
     original = Journal.record
 

@@ -346,3 +346,53 @@ def remove_stale_partials(folder: Path, prefix: str, suffix: str) -> list[str]:
             continue
         removed.append(name)
     return removed
+
+
+class OutputClaim:
+    """A run's hold on its output for the whole run: an exclusive ``flock`` on a hidden file beside it
+    (``.NAME.vfi-lock``, holding the run's pid), so that a second run for the same output is refused
+    at once, naming that pid, instead of after it has done work. The kernel drops the lock whatever
+    ends the process; :meth:`release` also removes the file, and a file left unlocked by a killed
+    run is taken over. Where locks are not available, nothing is held."""
+
+    def __init__(self, destination: Path) -> None:
+        self.path = Path(destination).with_name(f".{Path(destination).name}.vfi-lock")
+        self._handle: int | None = None
+        try:
+            import fcntl
+        except ImportError:
+            return
+        while self._handle is None:
+            handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                owner = os.pread(handle, 32, 0).decode(errors="replace").strip()
+                os.close(handle)
+                pid = f" (pid {owner})" if owner.isdigit() else ""
+                raise VfiError(f"another vfi run{pid} is writing {destination}; wait for it to end, or stop it") from None
+            try:  # the file may have been removed, by the run that held it, between our open and lock
+                same = os.path.samestat(os.fstat(handle), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            self._handle = handle if same else os.close(handle)
+        os.ftruncate(self._handle, 0)
+        os.pwrite(self._handle, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        """Remove the file and drop the lock (once; later calls do nothing)."""
+        if self._handle is None:
+            return
+        try:
+            if os.path.samestat(os.fstat(self._handle), os.stat(self.path)):
+                os.unlink(self.path)
+        except OSError:
+            pass
+        release(self._handle)
+        self._handle = None
+
+    def __enter__(self) -> OutputClaim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -36,6 +36,7 @@ from typing import Any
 
 from vfi_cli.config import RAY_LOCAL, RAY_TIMEOUT, ConvertOptions, EngineOptions
 from vfi_cli.errors import Interrupted, VfiError, first_line
+from vfi_cli.files import OutputClaim
 from vfi_cli.jobs.batch import BatchJob
 from vfi_cli.jobs.manifest import Journal
 from vfi_cli.jobs.segments import SegmentPlan
@@ -205,8 +206,16 @@ class _Driver:
         self.resources, self.engine = task_setup(engine, ray.cluster_resources().get("GPU", 0))
         self.pending: dict[Any, tuple[_File | BatchJob, int | None]] = {}  # task -> its file and segment (None: whole)
         self.results: list[FileResult] = []
+        self.claims: dict[Path, OutputClaim] = {}  # the outputs of the files whose segments are out, held till they end
 
     def run(self, jobs: Sequence[BatchJob]) -> list[FileResult]:
+        try:
+            return self._run(jobs)
+        finally:
+            for claim in self.claims.values():
+                claim.release()
+
+    def _run(self, jobs: Sequence[BatchJob]) -> list[FileResult]:
         segment = self.ray.remote(_segment_task).options(max_retries=RETRIES, **self.resources)
         whole = self.ray.remote(_file_task).options(max_retries=RETRIES, **self.resources)
         for job in jobs:
@@ -236,9 +245,10 @@ class _Driver:
             job.destination.parent.mkdir(parents=True, exist_ok=True)
             info = open_input(job.source, job.destination, job.options, job.overwrite, job.input_fps)
             plan = plan_segments(info, job.destination, job.options, self.engine, self.weights, job.segment)
-            if plan is None:
+            if plan is None:  # the task claims the output itself
                 self.pending[whole.remote(job, self.engine, self.weights)] = (job, None)
                 return
+            self.claims[job.destination] = OutputClaim(job.destination)
             journal, done = begin(plan, self.digest, job.resume)
         except (VfiError, OSError) as exc:
             self._report(FileResult(job.source, job.destination, "failed", first_line(exc)))
@@ -284,6 +294,9 @@ class _Driver:
         self._report(FileResult(job.source, job.destination, "converted", summary=summary, seconds=summary.seconds))
 
     def _report(self, result: FileResult) -> None:
+        claim = self.claims.pop(result.destination, None)
+        if claim is not None:
+            claim.release()
         self.results.append(result)
         self.on_done(result)
 

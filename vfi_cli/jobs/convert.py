@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vfi_cli.config import DEFAULT_SEGMENT, ConvertOptions, EngineOptions
+from vfi_cli.files import OutputClaim
 from vfi_cli.progress import SILENT, Progress
 from vfi_cli.results import LoadedModel, Summary
 from vfi_cli.units import format_rate
@@ -39,15 +40,22 @@ def convert_file(
     """Everything ``vfi interpolate`` does after parsing; see :func:`vfi_cli.convert`. An output longer
     than ``segment`` seconds is made in segments that an interrupted run leaves for the next
     (:mod:`.segments`). A batch passes the ``model`` it loaded once (``weights`` and the device of
-    ``engine`` are then not read again)."""
+    ``engine`` are then not read again). The output is claimed for the whole run (:class:`OutputClaim`)."""
+    source, destination = Path(source), Path(destination)
+    info = open_input(source, destination, options, overwrite, input_fps)
+    with OutputClaim(destination):  # a second run for this output is refused from now on
+        return _convert(source, info, destination, options, engine, weights, overwrite, progress, segment, resume, model)
+
+
+def _convert(source: Path, info: VideoInfo, destination: Path, options: ConvertOptions, engine: EngineOptions,
+             weights: Path | None, overwrite: bool, progress: Progress, segment: Fraction | float | None, resume: bool,
+             model: LoadedModel | None) -> Summary:
     from vfi_cli.backends.eager import load_model
     from vfi_cli.engine.pipeline import convert_video, expected_output_frames
     from vfi_cli.engine.runner import FrameInterpolator
     from vfi_cli.jobs.segmented import run_segments, weights_digest
     from vfi_cli.jobs.segments import plan_segments
 
-    source, destination = Path(source), Path(destination)
-    info = open_input(source, destination, options, overwrite, input_fps)
     rate_out = options.output_rate(info.rate)
     model = model or load_model(weights, engine)
     progress.status(

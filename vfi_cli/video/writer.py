@@ -109,6 +109,9 @@ def choose_pix_fmt(settings: EncodeSettings, source: VideoInfo) -> str:
     for name in supported:
         if not has_alpha(name) and not (odd and needs_even_size(name)) and _producible(name, source) is None:
             return name
+    if odd and any(needs_even_size(name) for name in supported):  # the size, not the picture, is what it cannot store
+        raise VideoError(f"{settings.codec} stores only even sizes and {source.path.name} is {source.width}x{source.height}; "
+                         "libx264 (4:4:4), ffv1 or prores_ks keep it")
     raise VideoError(f"{settings.codec} takes no pixel format vfi can write for this input; choose another --codec")
 
 
