@@ -10,7 +10,9 @@ converted with ``--factor 2``, and checked for what users are promised.
   complete output as above from what decodes, or one line on stderr, exit 1, nothing left beside
   the input. Inputs an encoder will not make (x264 at an odd 4:2:0 size) are skipped.
 
-A quick set runs by default; ``VFI_HOSTILE=full`` runs the whole table (about 300 cases).
+A quick set runs by default; ``VFI_HOSTILE=full`` runs the whole table (352 cases, about a minute).
+Option values at and beyond their limits are a second table, run whole: each is one line, exit 2 for
+the options and 1 for the files or the machine, and nothing is started.
 """
 
 from __future__ import annotations
@@ -178,3 +180,36 @@ def test_hostile_case(case: Case, tmp_path: Path, tiny_weights: Path) -> None:
     if before["samples"] is not None:
         assert after["samples"] is not None and abs(after["samples"] - before["samples"]) <= 2048
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([source.name, out.name])
+
+
+# Option values at and beyond their limits: (arguments, exit status, what the one line names).
+OPTIONS = [
+    (("--factor", "1"), 2, "--factor"), (("--factor", "65"), 2, "--factor"), (("--factor", "x"), 2, "--factor"),
+    (("--fps", "nan"), 2, "nan"), (("--fps", "inf"), 2, "inf"), (("--fps", "0"), 2, "0"), (("--fps", "-24"), 2, "-24"),
+    (("--fps", "1e400"), 2, "1e400"), (("--fps", "0.5"), 1, "1 fps"), (("--fps", "1000"), 1, "64"),
+    (("--crf", "-1"), 2, "--crf"), (("--crf", "64"), 2, "--crf"), (("--batch-size", "0"), 2, "--batch-size"),
+    (("--threads", "0"), 2, "--threads"), (("--segment", "-1"), 2, "-1"), (("--scene-threshold", "1"), 2, "--scene-threshold"),
+    (("--max-memory", "0"), 2, "--max-memory"), (("--max-memory", "1K"), 1, "memory"), (("--tile", "15"), 2, "--tile"),
+    (("--tile-overlap", "3"), 2, "--tile-overlap"), (("--start", "99"), 1, "after the end"), (("--duration", "0"), 2, "positive"),
+    (("--start", "0.2", "--end", "0.1"), 2, "end"), (("--dedup", "-1"), 2, "dedup"), (("--encoder-opt", "novalue"), 2, "KEY=VALUE"),
+    (("--codec", "nonesuch"), 1, "nonesuch"), (("--pix-fmt", "nonesuch"), 1, "nonesuch"), (("--ray-timeout", "0"), 2, "--ray-timeout"),
+    (("--ray", "127.0.0.1:x"), 1, "not a Ray cluster address"), (("--jobs", "0"), 2, "--jobs"), (("--bogus",), 2, "--bogus"),
+]
+
+
+def _shown(value: object) -> str | None:
+    return " ".join(value) if isinstance(value, tuple) else None
+
+
+@pytest.mark.parametrize(("args", "status", "named"), OPTIONS, ids=_shown)
+def test_option_values_at_and_beyond_their_limits(args: tuple[str, ...], status: int, named: str, tmp_path: Path,
+                                                   tiny_weights: Path) -> None:
+    """Each is refused with its exit status (2: the options, 1: the files or the machine) in one line
+    naming it, before any output is started: nothing appears beside the input."""
+    source = make(QUICK[0], tmp_path)
+    command = ["interpolate", str(source), str(tmp_path / "out.mkv"), "--weights", str(tiny_weights), "--codec", "ffv1", "-q"]
+    result = CliRunner().invoke(cli.main, [*command, *args])
+    assert result.exit_code == status, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and named in lines[0], result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [source.name]

@@ -9,7 +9,7 @@ import click
 from vfi_cli import __version__
 from vfi_cli.cli.convert import info, interpolate
 from vfi_cli.cli.evaluate import bench, eval_command
-from vfi_cli.cli.options import call, interrupted
+from vfi_cli.cli.options import call, fail, interrupted
 from vfi_cli.cli.signals import deferred, install
 from vfi_cli.cli.train import export, train
 from vfi_cli.environment import check_pyav
@@ -18,7 +18,8 @@ from vfi_cli.environment import check_pyav
 class _Commands(click.Group):
     """The ``vfi`` group: termination signals act as Ctrl-C from the start (:mod:`.signals`), an
     interruption outside a command's API call (while torch loads) still exits cleanly with 128 + the
-    signal, and a PyAV of a release vfi does not support is one line before any command runs."""
+    signal, a PyAV of a release vfi does not support is one line before any command runs, and so is a
+    bad option value (Click would print its usage block above it)."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         install()
@@ -31,6 +32,11 @@ class _Commands(click.Group):
                 with deferred():
                     import torch  # noqa: F401
             return super().invoke(ctx)
+        except click.UsageError as exc:  # a bad option value: one line, not Click's usage block
+            if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):
+                raise  # a command given nothing shows its help
+            command = " ".join(filter(None, ("vfi", ctx.invoked_subcommand, "-h")))
+            fail(f"{exc.format_message()} ('{command}' lists the options)", exc.exit_code)
         except KeyboardInterrupt as exc:
             interrupted(exc)
 
