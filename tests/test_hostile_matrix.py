@@ -191,8 +191,9 @@ OPTIONS = [
     (("--threads", "0"), 2, "--threads"), (("--segment", "-1"), 2, "-1"), (("--scene-threshold", "1"), 2, "--scene-threshold"),
     (("--max-memory", "0"), 2, "--max-memory"), (("--max-memory", "1K"), 1, "memory"), (("--tile", "15"), 2, "--tile"),
     (("--tile-overlap", "3"), 2, "--tile-overlap"), (("--start", "99"), 1, "after the end"), (("--duration", "0"), 2, "positive"),
-    (("--start", "0.2", "--end", "0.1"), 2, "end"), (("--dedup", "-1"), 2, "dedup"), (("--encoder-opt", "novalue"), 2, "KEY=VALUE"),
-    (("--codec", "nonesuch"), 1, "nonesuch"), (("--pix-fmt", "nonesuch"), 1, "nonesuch"), (("--ray-timeout", "0"), 2, "--ray-timeout"),
+    (("--start", "0.2", "--end", "0.1"), 2, "end"), (("--dedup", "-1"), 2, "dedup"),
+    (("--encoder-opt", "novalue"), 2, "KEY=VALUE"), (("--codec", "nonesuch"), 1, "nonesuch"),
+    (("--pix-fmt", "nonesuch"), 1, "nonesuch"), (("--ray-timeout", "0"), 2, "--ray-timeout"),
     (("--ray", "127.0.0.1:x"), 1, "not a Ray cluster address"), (("--jobs", "0"), 2, "--jobs"), (("--bogus",), 2, "--bogus"),
 ]
 
