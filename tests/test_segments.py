@@ -207,6 +207,48 @@ def test_a_second_run_on_a_live_output_is_refused_at_once(tiny_weights: Path, tm
     assert len(decode_video(out)[0]) == 96 and listing(tmp_path) == {"in.mp4", "out.mkv"}
 
 
+# The run signals itself as it enters a phase: module, function (as the caller looks it up).
+_PHASES = {"probe": ("vfi_cli.video.reader", "probe"), "model load": ("vfi_cli.backends.eager", "load_model"),
+           "first segment": ("vfi_cli.jobs.segmented", "run_segment"), "join": ("vfi_cli.jobs.segmented", "join"),
+           "rename": ("vfi_cli.video.concat", "commit_output")}
+_SIGNALLED_RUN = (
+    "import importlib, os, signal, sys\n"
+    "module, name, signum = importlib.import_module(sys.argv[1]), sys.argv[2], int(sys.argv[3])\n"
+    "original = getattr(module, name)\n"
+    "def signalled(*args, **kwargs):\n"
+    "    os.kill(os.getpid(), signum)\n"
+    "    return original(*args, **kwargs)\n"
+    "setattr(module, name, signalled)\n"
+    "sys.argv[1:4] = []\n"
+    "from vfi_cli.cli import main\n"
+    "sys.exit(main())\n"
+)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+@pytest.mark.parametrize("phase", list(_PHASES))
+def test_a_signal_in_any_phase_leaves_the_output_whole_or_absent(tiny_weights: Path, tmp_path: Path, phase: str,
+                                                                  signum: int) -> None:
+    """Ctrl-C or SIGTERM as the run probes, loads the model, starts its first segment, joins them or
+    renames the output into place: exit 128 + the signal, no OUT and nothing else beside it but the
+    work folder, holding segments only when some were finished (the next run resumes them)."""
+    source = cut_clip(tmp_path / "in.mp4", frames=24)  # 2 segments of 0.5 s
+    out, work = tmp_path / "out.mkv", tmp_path / ".out.mkv.vfi-work"
+    module, name = _PHASES[phase]
+    command = ["interpolate", str(source), str(out), "--weights", str(tiny_weights), "--segment", "0.5", *ARGS]
+    run = subprocess.run([sys.executable, "-c", _SIGNALLED_RUN, module, name, str(int(signum)), *command],
+                         capture_output=True, text=True, env=env(), timeout=120)
+    assert run.returncode == 128 + signum, run.stderr
+    assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    finished = phase in ("join", "rename")
+    assert listing(tmp_path) == ({"in.mp4", work.name} if finished else {"in.mp4"})
+    if finished:
+        assert _journalled(work) == {0, 1}
+        assert invoke("interpolate", source, out, "--weights", tiny_weights, "--segment", "0.5", *ARGS).exit_code == 0
+        assert len(decode_video(out)[0]) == 48 and listing(tmp_path) == {"in.mp4", "out.mkv"}
+
+
 def _interrupt_after_one_segment(monkeypatch: pytest.MonkeyPatch) -> None:
     original = Journal.record
 
