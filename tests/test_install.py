@@ -106,3 +106,16 @@ def test_cuda_defaults_to_fp16(monkeypatch: pytest.MonkeyPatch) -> None:
     assert device.type == "cuda"
     assert all(resolve_precision(None, device, backend) == torch.float16 for backend in ("auto", "torch", "compile"))
     assert resolve_precision("fp32", device) == torch.float32 and resolve_precision("bf16", device) == torch.bfloat16
+
+
+def test_bf16_on_a_cpu_that_emulates_it_is_a_warning(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from vfi_cli.backends import eager
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(eager, "native_bf16", lambda: False)
+    assert eager.resolve_precision("bf16", cpu) == torch.bfloat16 and eager.resolve_precision(None, cpu) == torch.float32
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "this CPU has no native bf16 (AVX-512 BF16 or AMX): bf16 is emulated here and runs several times slower than fp32"]
+    caplog.clear()
+    monkeypatch.setattr(eager, "native_bf16", lambda: True)
+    assert eager.resolve_precision("bf16", cpu) == torch.bfloat16 and not caplog.records

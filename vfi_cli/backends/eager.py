@@ -59,7 +59,8 @@ def native_bf16() -> bool:
 
 def resolve_precision(name: str | None, device: torch.device, backend: str = "auto") -> torch.dtype:
     """fp16 autocast on CUDA by default; on the CPU bf16 where it is native (fp16 convolutions are
-    slow there) and the backend runs it, else fp32.
+    slow there) and the backend runs it, else fp32. bf16 asked for on a CPU that emulates it is a
+    warning: it works, several times slower than fp32.
 
     Raises:
         VfiError: an unknown precision, or fp16 on the CPU.
@@ -73,6 +74,9 @@ def resolve_precision(name: str | None, device: torch.device, backend: str = "au
         raise VfiError(f"unknown precision {name!r} (use {', '.join(DTYPES)})")
     if name == "fp16" and device.type == "cpu":
         raise VfiError("fp16 runs only on CUDA; use fp32 or bf16 on the CPU")
+    if name == "bf16" and device.type == "cpu" and not native_bf16():  # about 8x slower than it is natively
+        log.warning("this CPU has no native bf16 (AVX-512 BF16 or AMX): bf16 is emulated here and runs several times "
+                    "slower than fp32")
     return DTYPES[name]
 
 
