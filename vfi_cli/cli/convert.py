@@ -67,7 +67,8 @@ from vfi_cli.units import MAX_FACTOR, format_rate, format_time, parse_rate, pars
                    "default 1): --ray alone (after IN OUT) starts Ray on this machine, --ray auto joins the cluster this machine "
                    "is in, or HOST:6379. Outputs and inputs must be on storage every node sees. Needs pip install 'vfi-zoom[ray]'.")
 @click.option("--ray-timeout", "ray_timeout", metavar="SECONDS", type=click.FloatRange(min=0, min_open=True),
-              default=RAY_TIMEOUT, show_default=True, help="How long the --ray address has to answer before the run fails with one line.")
+              default=RAY_TIMEOUT, show_default=True,
+              help="How long the --ray address has to answer before the run fails with one line.")
 @engine_options(EngineOptions(), device_list=True)
 @verbosity("No progress bar or summary.")
 def interpolate(
