@@ -62,7 +62,7 @@ def _producible(pix_fmt: str, source: VideoInfo) -> str | None:
     return None
 
 
-# Named when an encoder is missing, those of them this FFmpeg build has (PyPI's PyAV has all).
+# Named when an encoder is missing: those of them this FFmpeg build has.
 COMMON_ENCODERS = ("libx264", "libx265", "libsvtav1", "libaom-av1", "libvpx-vp9", "ffv1", "prores_ks", "mpeg4")
 
 
