@@ -59,3 +59,40 @@ def test_the_video_room_knows_nothing_of_torch() -> None:
 def test_no_file_of_the_package_is_above_400_lines() -> None:
     long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 400}
     assert long == {}
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_no_import_circle_even_through_imports_inside_functions() -> None:
+    """Module A imports B (at the top or inside a function, which only defers the circle) and B
+    imports A: a circle means the two belong together or a helper belongs below both. The package
+    itself (its ``__version__``) and a package's own re-exports are not edges."""
+    modules = {_module(path): path for path in PACKAGE.rglob("*.py")}
+    edges: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vfi_cli."):
+                found |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module for a in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("vfi_cli.")}
+        edges[name] = {target for target in found if target in modules and not name.startswith(f"{target}.")} - {name}
+    circles = []
+
+    def visit(name: str, trail: list[str]) -> None:
+        for target in sorted(edges[name]):
+            if target in trail:
+                circles.append(trail[trail.index(target):] + [target])
+            elif target not in seen:
+                seen.add(target)
+                visit(target, [*trail, target])
+
+    seen: set[str] = set()
+    for start in sorted(modules):
+        if start not in seen:
+            seen.add(start)
+            visit(start, [start])
+    assert circles == []

@@ -1,4 +1,4 @@
-"""Image files and resizing, as the sources read them (RGB uint8, masks as bool)."""
+"""Image files and resizing, as the sources read them (RGB uint8, masks as bool), and an image as the network takes it."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from vfi_cli.errors import VfiError
 
@@ -47,3 +48,9 @@ def rescale(image: np.ndarray, scale: float) -> np.ndarray:
         return image
     height, width = image.shape[:2]
     return cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+
+
+def image_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """uint8 RGB [H,W,3] → float [3,H,W] in [0,1]; read-only arrays (memory-mapped cache frames) are copied."""
+    rgb = np.ascontiguousarray(rgb)
+    return torch.from_numpy(rgb if rgb.flags.writeable else rgb.copy()).permute(2, 0, 1).float().div(255)

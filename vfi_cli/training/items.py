@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 from vfi_cli.datasets.base import DataSpec, Source, Triplet
 from vfi_cli.datasets.cache import cached_array
 from vfi_cli.datasets.cityscapes import CityscapesSource
-from vfi_cli.datasets.images import rescale
+from vfi_cli.datasets.images import image_tensor, rescale
 from vfi_cli.datasets.synthetic import SyntheticSource
 from vfi_cli.datasets.videos import UCF101Source, VideoSource
 from vfi_cli.errors import VfiError
@@ -33,12 +33,6 @@ DEFAULT_TRAIN_SCALE = {"synthetic": 0.5, "videos": 1.0, "ucf101": 1.0, "cityscap
 VAL_MAX_SIDE = 512
 TEACHER_MIDDLE_SHARE = 0.75  # with a network teacher, most video triplets are the t = 0.5 ones it covers
 MIN_DETECTION_SIDE = 8  # detector boxes clipped to a crop smaller than this (low-res pixels) are dropped
-
-
-def image_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """uint8 RGB [H,W,3] → float [3,H,W] in [0,1]; read-only arrays (memory-mapped cache frames) are copied."""
-    rgb = np.ascontiguousarray(rgb)
-    return torch.from_numpy(rgb if rgb.flags.writeable else rgb.copy()).permute(2, 0, 1).float().div(255)
 
 
 class TripletDataset(Dataset):

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from vfi_cli.config import TEACHER_KINDS
+from vfi_cli.datasets.images import image_tensor
 from vfi_cli.errors import VfiError
 
 DISTILL_CHANNELS = 8  # f1 (2), f2 (2), mask, weight of f1, weight of f2, weight of the mask
@@ -72,8 +73,6 @@ class NetworkTeacher(Protocol):
 
 
 def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    from vfi_cli.training.items import image_tensor  # items imports this package: a module-level import would cycle
-
     return image_tensor(rgb)[None]
 
 
