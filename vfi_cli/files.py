@@ -349,11 +349,10 @@ def remove_stale_partials(folder: Path, prefix: str, suffix: str) -> list[str]:
 
 
 class OutputClaim:
-    """A run's hold on its output for the whole run: an exclusive ``flock`` on a hidden file beside it
-    (``.NAME.vfi-lock``, holding the run's pid), so that a second run for the same output is refused
-    at once, naming that pid, instead of after it has done work. The kernel drops the lock whatever
-    ends the process; :meth:`release` also removes the file, and a file left unlocked by a killed
-    run is taken over. Where locks are not available, nothing is held."""
+    """A run's hold on its output for the whole run: an exclusive ``flock`` on a hidden file beside it (``.NAME.vfi-lock``,
+    holding the run's pid), so that a second run for the same output is refused at once, naming that pid, instead of
+    after it has done work. The kernel drops the lock whatever ends the process; :meth:`release` also removes the file,
+    and a file left unlocked by a killed run is taken over. Where locks are not available, nothing is held."""
 
     def __init__(self, destination: Path) -> None:
         self.path = Path(destination).with_name(f".{Path(destination).name}.vfi-lock")
@@ -375,7 +374,10 @@ class OutputClaim:
                 same = os.path.samestat(os.fstat(handle), os.stat(self.path))
             except FileNotFoundError:
                 same = False
-            self._handle = handle if same else os.close(handle)
+            if same:
+                self._handle = handle
+            else:  # open the new file and try again
+                os.close(handle)
         os.ftruncate(self._handle, 0)
         os.pwrite(self._handle, f"{os.getpid()}\n".encode(), 0)
 

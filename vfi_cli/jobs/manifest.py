@@ -106,9 +106,9 @@ class Journal:
         if not isinstance(segments, dict):
             return None, "it has no table of segments"
         for index, entry in segments.items():
-            name = entry.get("file") if isinstance(entry, dict) else None
             if not index.isdigit() or not isinstance(entry, dict):
                 return None, f"its segment {index!r} is not a segment's record"
+            name = entry.get("file")
             if name is not None and (not isinstance(name, str) or Path(name).name != name or name in ("", ".", "..")):
                 return None, f"segment {index} names {name!r}, which is not a file in the work folder"
             if not isinstance(entry.get("bytes"), (int, type(None))) or isinstance(entry.get("bytes"), bool):

@@ -4,7 +4,8 @@ read in a way every one of them answers:
 - ``frame.side_data`` iterated over side data up to 18.1.0 and over their types from 18.1.1 on
   (it became a true mapping); a lookup by type works in both (:func:`side_data`);
 - rates and time bases were ``Fraction`` or None up to 18 and are ``av.AVRational`` from 19 on, never
-  None (an unset one is 0/1); :func:`rational` turns either into a ``Fraction`` or None.
+  None (an unset one is 0/1); :func:`rational` turns either into a ``Fraction`` or None, and
+  :func:`seconds` a timestamp with its time base into seconds.
 """
 
 from __future__ import annotations
@@ -24,3 +25,9 @@ def rational(value: Any) -> Fraction | None:
     if not value:
         return None
     return Fraction(value.numerator, value.denominator)
+
+
+def seconds(stamp: int | None, time_base: Any) -> Fraction | None:
+    """A PyAV timestamp (pts or dts) in seconds; None when the stamp or its time base is unset."""
+    tick = rational(time_base)
+    return None if stamp is None or tick is None else stamp * tick

@@ -16,7 +16,7 @@ from vfi_cli.errors import VideoError
 from vfi_cli.video import ffmpeg_message
 from vfi_cli.video.color import ColorInfo, to_rgb
 from vfi_cli.video.hdr import HdrMetadata
-from vfi_cli.video.pyav import rational
+from vfi_cli.video.pyav import rational, seconds
 
 
 @dataclass(frozen=True)
@@ -103,12 +103,9 @@ def probe(path: Path) -> VideoInfo:
             duration = Fraction(container.duration, av.time_base)
         frame_count = stream.frames or (round(duration * rate) if duration else 0)
         # Output timing starts at the first frame shown, which need not be the stream's start_time.
-        if first.pts is not None and rational(first.time_base):
-            start = Fraction(first.pts) * rational(first.time_base)
-        elif stream.start_time is not None and time_base:
-            start = Fraction(stream.start_time) * time_base
-        else:
-            start = Fraction(0)
+        start = seconds(first.pts, first.time_base)
+        if start is None:
+            start = seconds(stream.start_time, time_base) or Fraction(0)
         return VideoInfo(
             path=path,
             width=first.width,
@@ -240,9 +237,9 @@ class FrameReader:
 
     def _time(self, picture: av.VideoFrame, last: Fraction | None) -> Fraction | None:
         """Presentation time from the input's first frame; for a part, a missing one is taken as one frame after the last."""
-        tick = rational(picture.time_base)
-        if picture.pts is not None and tick:
-            return Fraction(picture.pts) * tick - self.info.start_time
+        time = seconds(picture.pts, picture.time_base)
+        if time is not None:
+            return time - self.info.start_time
         if self.part is not None and last is not None:
             return last + 1 / self.info.rate
         return None

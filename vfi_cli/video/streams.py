@@ -26,7 +26,7 @@ import av
 
 from vfi_cli.errors import VideoError
 from vfi_cli.video import ffmpeg_message
-from vfi_cli.video.pyav import side_data
+from vfi_cli.video.pyav import rational, seconds, side_data
 from vfi_cli.video.reader import local_url, video_stream
 
 log = logging.getLogger(__name__)
@@ -209,9 +209,10 @@ class _AudioReencoder:
             frames = []  # one damaged audio packet: a short gap, as a player would have
         for frame in frames:
             if self.window is not None:
-                if frame.pts is None or not self.window.keeps(Fraction(frame.pts) * frame.time_base):
+                time = seconds(frame.pts, frame.time_base)
+                if time is None or not self.window.keeps(time):
                     continue
-                frame.pts -= round(self.window.start / frame.time_base)
+                frame.pts -= round(self.window.start / rational(frame.time_base))
             for resampled in self._resampled(frame):
                 out.extend(self.stream.encode(resampled))
         if packet is None:
@@ -235,15 +236,15 @@ class Window:
         """Whether ``packet`` lies so far after the end (the interleaving slack of a file, 5 s) that none
         of the window can come after it."""
         stamp = packet.dts if packet.dts is not None else packet.pts
-        return self.end is not None and stamp is not None and bool(packet.time_base) and \
-            Fraction(stamp) * packet.time_base > self.end + _INTERLEAVE_SLACK
+        time = seconds(stamp, packet.time_base)
+        return self.end is not None and time is not None and time > self.end + _INTERLEAVE_SLACK
 
     def chapters(self, chapters: list[dict]) -> list[dict]:
         """The chapters overlapping the window, clipped to it and moved back by its start."""
         kept = []
         for chapter in chapters:
-            base = chapter["time_base"]
-            begin, finish = Fraction(chapter["start"]) * base, Fraction(chapter["end"]) * base
+            base = rational(chapter["time_base"])
+            begin, finish = chapter["start"] * base, chapter["end"] * base
             if finish <= self.start or (self.end is not None and begin >= self.end):
                 continue
             finish = finish if self.end is None else min(finish, self.end)
@@ -374,9 +375,10 @@ class OtherStreams:
         """Move a copied packet back by the window's start; False (unmoved) when it starts outside the window."""
         assert self._window is not None
         stamp = packet.pts if packet.pts is not None else packet.dts
-        if not packet.time_base or not self._window.keeps(Fraction(stamp) * packet.time_base):
+        time = seconds(stamp, packet.time_base)
+        if time is None or not self._window.keeps(time):
             return False
-        offset = round(self._window.start / packet.time_base)
+        offset = round(self._window.start / rational(packet.time_base))
         packet.pts = None if packet.pts is None else packet.pts - offset
         packet.dts = None if packet.dts is None else packet.dts - offset
         return True
@@ -386,7 +388,8 @@ class OtherStreams:
         while self._refill():
             packet = self._ready[0]
             stamp = packet.pts if packet.pts is not None else packet.dts
-            if time is not None and stamp is not None and packet.time_base and Fraction(stamp) * packet.time_base > time:
+            stamped = seconds(stamp, packet.time_base)
+            if time is not None and stamped is not None and stamped > time:
                 return
             self._ready.popleft()
             self._container.mux(packet)

@@ -173,6 +173,7 @@ class VideoWriter:
         self._others: OtherStreams | None = None  # the input's audio, subtitles, data, chapters, tags
         self._committed = False
         self._last_pts: int | None = None
+        self._tick = self.time_base  # the file's own clock: set by _start() from what the muxer chose
         self._held: int | None = None
 
     def __enter__(self) -> VideoWriter:
@@ -255,10 +256,10 @@ class VideoWriter:
                 f"cannot write {self.destination.name}: the {self.destination.suffix or 'chosen'} container refused "
                 f"the streams ({streams}): {reason}{other}"
             )
-        tick = rational(self._stream.time_base) or self.time_base
-        if tick > 1 / self.rate:
+        self._tick = rational(self._stream.time_base) or self.time_base  # the file's own clock, as the muxer set it
+        if self._tick > 1 / self.rate:
             raise VideoError(
-                f"{self.destination.suffix or 'these'} files store times in ticks of {tick} s, too coarse for "
+                f"{self.destination.suffix or 'these'} files store times in ticks of {self._tick} s, too coarse for "
                 f"{float(self.rate):g} fps (frames would share timestamps); use .mp4 or .mov"
             )
 
@@ -310,7 +311,7 @@ class VideoWriter:
             frame.pts -= round(self.offset / self.time_base)
         frame.time_base = self.time_base
         frame.pict_type = av.video.frame.PictureType.NONE
-        tick = rational(self._stream.time_base) or self.time_base
+        tick = self._tick
         stored = round(time / tick)
         if self._last_pts is not None and stored <= self._last_pts:
             raise VideoError(
